@@ -1,0 +1,74 @@
+"""The app factory: the one place routes, auth, errors and the database are wired."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components
+from piccolo.engine.postgres import PostgresEngine
+
+from advisor_api.controllers.hq import HqRegistryController
+from advisor_api.controllers.pos import PosController
+from advisor_api.controllers.session import health, login
+from advisor_api.errors import EXCEPTION_HANDLERS
+from advisor_api.scheduler import build_scheduler
+from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
+from advisor_api.settings import Settings
+from members.db import engine
+
+log = logging.getLogger("tiantian")
+
+POOL_MAX_SIZE = 20
+
+
+def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> Litestar:
+    settings = settings or Settings.from_env()
+    jwt_auth = build_jwt_auth(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        db = engine()
+        if isinstance(db, PostgresEngine):
+            await db.start_connection_pool(min_size=2, max_size=POOL_MAX_SIZE)
+        jobs = build_scheduler() if scheduler else None
+        if jobs is not None:
+            jobs.start()
+        app.state.scheduler_running = jobs is not None
+        try:
+            yield
+        finally:
+            if jobs is not None:
+                jobs.shutdown(wait=False)
+            app.state.scheduler_running = False
+            if isinstance(db, PostgresEngine):
+                await db.close_connection_pool()
+
+    return Litestar(
+        route_handlers=[health, login, PosController, HqRegistryController],
+        lifespan=[lifespan],
+        on_app_init=[jwt_auth.on_app_init],
+        exception_handlers=EXCEPTION_HANDLERS,
+        state=State(
+            {
+                "settings": settings,
+                "jwt_auth": jwt_auth,
+                "pos_keys": PosKeys(settings.pos_key_cache_seconds),
+                "scheduler_running": False,
+            }
+        ),
+        openapi_config=OpenAPIConfig(
+            title="Tiantian 天天行动力",
+            version="1.0.0",
+            description="Daily follow-up tasks, member points and advisor incentives "
+            "for mother-and-baby stores. Errors are RFC 9457 problem details.",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(security_schemes={POS_SECURITY_SCHEME: POS_SCHEME}),
+        ),
+    )

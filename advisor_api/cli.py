@@ -1,0 +1,151 @@
+"""``tiantian``: the command line of api.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from piccolo.engine.postgres import PostgresEngine
+
+from members.db import engine
+from members.errors import DomainError
+
+log = logging.getLogger("tiantian")
+
+
+async def _with_pool(work: Callable[[], Awaitable[Any]]) -> Any:
+    db = engine()
+    if isinstance(db, PostgresEngine):
+        await db.start_connection_pool(min_size=1, max_size=4)
+    try:
+        return await work()
+    finally:
+        if isinstance(db, PostgresEngine):
+            await db.close_connection_pool()
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    try:
+        return asyncio.run(coro)
+    except DomainError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+async def migrate() -> None:
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    result = await run_forwards(app_name="all")
+    if not result.success:
+        raise SystemExit(f"migration failed: {result.message}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from advisor_api.app import create_app
+    from advisor_api.settings import Settings
+
+    settings = Settings.from_env()
+    app = create_app(settings, scheduler=not args.no_scheduler)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level="info",
+        access_log=args.access_log,
+    )
+
+
+def cmd_migrate(_: argparse.Namespace) -> None:
+    _run(migrate())
+    print("migrations applied")
+
+
+def cmd_seed_demo(_: argparse.Namespace) -> None:
+    from members.demo import seed_demo
+
+    print(_run(_with_pool(seed_demo)))
+
+
+def cmd_user_create(args: argparse.Namespace) -> None:
+    from members.accounts import create_user
+
+    user_id = _run(
+        _with_pool(
+            lambda: create_user(
+                args.role, args.phone, args.password, args.store or None, args.advisor_code
+            )
+        )
+    )
+    print(f"created {args.role} login {user_id} for {args.phone}")
+
+
+def cmd_pos_key_create(args: argparse.Namespace) -> None:
+    from members.accounts import create_pos_key
+
+    key = _run(_with_pool(lambda: create_pos_key(args.store)))
+    print(f"POS key for store {args.store} (shown once; only its hash is kept):")
+    print(key)
+
+
+async def _scheduler_forever() -> None:
+    from advisor_api.scheduler import build_scheduler
+
+    jobs = build_scheduler()
+    jobs.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        jobs.shutdown(wait=False)
+
+
+def cmd_scheduler(_: argparse.Namespace) -> None:
+    _run(_with_pool(_scheduler_forever))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tiantian", description="天天行动力 service")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API (with the scheduler unless told not to)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--no-scheduler", action="store_true")
+    serve.add_argument("--access-log", action="store_true")
+    serve.set_defaults(func=cmd_serve)
+
+    sub.add_parser("migrate", help="apply Piccolo migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("seed-demo", help="build the demo chain if the database is empty").set_defaults(
+        func=cmd_seed_demo
+    )
+    sub.add_parser("scheduler", help="run the scheduler alone").set_defaults(func=cmd_scheduler)
+
+    user = sub.add_parser("user", help="logins").add_subparsers(dest="action", required=True)
+    create = user.add_parser("create", help="create a login")
+    create.add_argument("--role", required=True, choices=["advisor", "owner", "hq"])
+    create.add_argument("--phone", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--store", action="append", help="an owner's store (repeatable)")
+    create.add_argument("--advisor-code")
+    create.set_defaults(func=cmd_user_create)
+
+    pos_key = sub.add_parser("pos-key", help="POS keys").add_subparsers(dest="action", required=True)
+    key_create = pos_key.add_parser("create", help="make a key for a store's till")
+    key_create.add_argument("--store", required=True)
+    key_create.set_defaults(func=cmd_pos_key_create)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

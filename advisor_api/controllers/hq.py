@@ -1,0 +1,65 @@
+"""``/hq/v1``: the brand's head office keeps the registry."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, get, put
+from litestar.params import Parameter
+
+from advisor_api.security import requires_role
+from members import registry
+from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
+
+CodePath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
+SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+Limit = Annotated[int, Parameter(ge=1, le=registry.MAX_PAGE)]
+Offset = Annotated[int, Parameter(ge=0)]
+
+
+class HqRegistryController(Controller):
+    path = "/hq/v1"
+    tags = ["HQ"]
+    guards = [requires_role("hq")]
+
+    @put("/stores/{code:str}", summary="Create or update a store")
+    async def put_store(self, code: CodePath, data: StoreIn) -> StoreOut:
+        return await registry.put_store(code, data)
+
+    @get("/stores/{code:str}")
+    async def get_store(self, code: CodePath) -> StoreOut:
+        return await registry.get_store(code)
+
+    @get("/stores")
+    async def list_stores(
+        self, region: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ) -> list[StoreOut]:
+        return await registry.list_stores(region, limit, offset)
+
+    @put("/advisors/{code:str}", summary="Create or update an advisor")
+    async def put_advisor(self, code: CodePath, data: AdvisorIn) -> AdvisorOut:
+        return await registry.put_advisor(code, data)
+
+    @get("/advisors/{code:str}")
+    async def get_advisor(self, code: CodePath) -> AdvisorOut:
+        return await registry.get_advisor(code)
+
+    @get("/advisors")
+    async def list_advisors(
+        self, store_code: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ) -> list[AdvisorOut]:
+        return await registry.list_advisors(store_code, limit, offset)
+
+    @put("/products/{sku:str}", summary="Create or update a product")
+    async def put_product(self, sku: SkuPath, data: ProductIn) -> ProductOut:
+        return await registry.put_product(sku, data)
+
+    @get("/products/{sku:str}")
+    async def get_product(self, sku: SkuPath) -> ProductOut:
+        return await registry.get_product(sku)
+
+    @get("/products")
+    async def list_products(
+        self, category: str | None = None, limit: Limit = 100, offset: Offset = 0
+    ) -> list[ProductOut]:
+        return await registry.list_products(category, limit, offset)

@@ -1,0 +1,87 @@
+"""``/pos/v1``: what a store's till sends. A key belongs to one store and writes
+only for it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import Parameter
+
+from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
+from advisor_api.settings import Settings
+from members import services
+from members.schemas import (
+    MemberRegistered,
+    MemberRegistration,
+    PosMemberOut,
+    PurchaseBatchIn,
+    PurchaseBatchOut,
+    PurchaseIn,
+    PurchaseOut,
+    RedemptionIn,
+    RedemptionOut,
+)
+from members.services import PointsRule, StoreRef
+
+
+async def provide_pos_store(request: Request[Any, Any, Any]) -> StoreRef:
+    key = request.headers.get(POS_KEY_HEADER)
+    if not key:
+        raise NotAuthorizedException(f"send the store's POS key in {POS_KEY_HEADER}")
+    pos_keys: PosKeys = request.app.state.pos_keys
+    return await pos_keys.store_for(key)
+
+
+def provide_points_rule(request: Request[Any, Any, Any]) -> PointsRule:
+    settings: Settings = request.app.state.settings
+    return PointsRule(points_per_yuan=settings.points_per_yuan)
+
+
+def _status(created: bool) -> int:
+    return 201 if created else 200
+
+
+class PosController(Controller):
+    path = "/pos/v1"
+    tags = ["POS"]
+    security = POS_SECURITY
+    dependencies = {
+        "store": Provide(provide_pos_store),
+        "rule": Provide(provide_points_rule, sync_to_thread=False),
+    }
+
+    @post("/members", status_code=201, summary="Register a member (a known phone returns them)")
+    async def register_member(
+        self, store: StoreRef, data: MemberRegistration
+    ) -> Response[MemberRegistered]:
+        answer = await services.register_member(store, data)
+        return Response(answer, status_code=_status(answer.created))
+
+    @get("/members/{phone:str}", summary="Look a member up by phone at the till")
+    async def member(
+        self, store: StoreRef, phone: Annotated[str, Parameter(max_length=32)]
+    ) -> PosMemberOut:
+        return await services.member_for_till(phone)
+
+    @post("/purchases", status_code=201, summary="Record one receipt")
+    async def purchase(
+        self, store: StoreRef, rule: PointsRule, data: PurchaseIn
+    ) -> Response[PurchaseOut]:
+        created, answer = await services.record_purchase(store, data, rule)
+        return Response(answer, status_code=_status(created))
+
+    @post("/purchases/batch", status_code=200, summary="Record up to 500 receipts")
+    async def purchase_batch(
+        self, store: StoreRef, rule: PointsRule, data: PurchaseBatchIn
+    ) -> PurchaseBatchOut:
+        return PurchaseBatchOut(
+            results=await services.ingest_purchases(store, data.purchases, rule)
+        )
+
+    @post("/redemptions", status_code=201, summary="Spend a member's points")
+    async def redeem(self, store: StoreRef, data: RedemptionIn) -> Response[RedemptionOut]:
+        created, answer = await services.redeem_points(store, data)
+        return Response(answer, status_code=_status(created))

@@ -1,0 +1,57 @@
+"""``/auth/login`` and ``/health``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.exceptions import NotAuthorizedException
+from litestar.security.jwt import JWTAuth, Token
+from msgspec import Meta, Struct
+
+from members import accounts
+from members.accounts import Principal
+from members.db import fetch
+
+
+class LoginIn(Struct):
+    phone: Annotated[str, Meta(min_length=1, max_length=32)]
+    password: Annotated[str, Meta(min_length=1, max_length=256)]
+
+
+class LoginOut(Struct):
+    access_token: str
+    token_type: str
+    expires_in: int
+    role: str
+
+
+class HealthOut(Struct):
+    status: str
+    database: str
+    scheduler: str
+
+
+@post("/auth/login", status_code=200, tags=["Auth"], summary="Sign in with phone and password")
+async def login(request: Request[Any, Any, Any], data: LoginIn) -> LoginOut:
+    who = await accounts.authenticate(data.phone, data.password)
+    if who is None:
+        raise NotAuthorizedException("wrong phone or password")
+    jwt_auth: JWTAuth[Principal, Token] = request.app.state.jwt_auth
+    ttl = jwt_auth.default_token_expiration
+    token = jwt_auth.create_token(
+        identifier=str(who.user_id), token_expiration=ttl, token_extras={"role": who.role}
+    )
+    return LoginOut(
+        access_token=token, token_type="Bearer", expires_in=int(ttl.total_seconds()), role=who.role
+    )
+
+
+@get("/health", tags=["Health"], summary="Liveness and database reachability")
+async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
+    scheduler = "running" if getattr(request.app.state, "scheduler_running", False) else "off"
+    try:
+        await fetch("SELECT 1 AS ok")
+    except Exception:  # any failure to reach the database is the answer itself
+        return Response(HealthOut("degraded", "unreachable", scheduler), status_code=503)
+    return Response(HealthOut("ok", "ok", scheduler), status_code=200)

@@ -1,0 +1,83 @@
+"""Every error leaves as RFC 9457 problem details (``application/problem+json``)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from members.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound
+
+log = logging.getLogger("tiantian")
+
+PROBLEM_JSON = "application/problem+json"
+_DOMAIN_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 422,
+    Conflict: 409,
+    NotFound: 404,
+}
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    status = next(
+        (code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400
+    )
+    return problem(status, exc.detail, title=exc.title, errors=exc.errors)
+
+
+def _field_of(item: dict[str, Any]) -> str:
+    key = item.get("key")
+    if key:
+        return str(key)
+    return str(item.get("source") or "body")
+
+
+def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    errors = [
+        FieldError(field=_field_of(item), message=str(item.get("message", "invalid")))
+        for item in extra
+        if isinstance(item, dict)
+    ]
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
+    return problem(400, detail, title="Invalid request", errors=errors)
+
+
+def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "Something went wrong on our side; it has been logged.")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    DomainError: _domain,
+    ValidationException: _validation,
+    HTTPException: _http,
+    Exception: _unexpected,
+}

@@ -1,0 +1,60 @@
+"""Settings from the environment (api.md names them)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SECRET_FILE = REPO_ROOT / "var" / "jwt-secret"
+
+
+def _jwt_secret() -> str:
+    """``TIANTIAN_JWT_SECRET`` in production; on a developer's machine a random one kept
+    in ``var/`` so tokens survive a restart of ``make run``."""
+    configured = os.environ.get("TIANTIAN_JWT_SECRET")
+    if configured:
+        return configured
+    if SECRET_FILE.exists():
+        return SECRET_FILE.read_text().strip()
+    SECRET_FILE.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    SECRET_FILE.touch(mode=0o600)
+    SECRET_FILE.write_text(secret)
+    return secret
+
+
+def _decimal(name: str, default: str) -> Decimal:
+    raw = os.environ.get(name, default)
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a decimal number, got {raw!r}") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    jwt_secret: str
+    token_ttl: timedelta
+    points_per_yuan: Decimal
+    host: str
+    port: int
+    pos_key_cache_seconds: float
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            jwt_secret=_jwt_secret(),
+            token_ttl=timedelta(hours=int(os.environ.get("TIANTIAN_TOKEN_HOURS", "12"))),
+            points_per_yuan=_decimal("TIANTIAN_POINTS_PER_YUAN", "1"),
+            host=os.environ.get("HOST", "127.0.0.1"),
+            port=int(os.environ.get("PORT", "8000")),
+            pos_key_cache_seconds=float(os.environ.get("TIANTIAN_POS_KEY_CACHE_SECONDS", "30")),
+        )

@@ -1,0 +1,60 @@
+"""The one clock of the domain.
+
+Every "now" and "today" a store, a task, a period or a push sees comes from here.
+``TIANTIAN_NOW`` freezes it at an instant (a test clock for demos, tests and
+replays of history); logins and tokens keep the real clock and do not call this.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, date, datetime, tzinfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+@lru_cache(maxsize=8)
+def _parse_test_clock(value: str) -> datetime:
+    instant = datetime.fromisoformat(value)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=ZoneInfo(DEFAULT_TIMEZONE))
+    return instant.astimezone(UTC)
+
+
+def now() -> datetime:
+    """The domain's current instant, timezone-aware, in UTC."""
+    frozen = os.environ.get("TIANTIAN_NOW")
+    if frozen:
+        return _parse_test_clock(frozen)
+    return datetime.now(UTC)
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def is_valid_timezone(name: str) -> bool:
+    try:
+        zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def local_date(instant: datetime, tz: tzinfo) -> date:
+    """The calendar day an instant falls on for a store in ``tz``."""
+    return instant.astimezone(tz).date()
+
+
+def today(tz: tzinfo) -> date:
+    return local_date(now(), tz)
+
+
+def as_instant(value: datetime, tz: tzinfo) -> datetime:
+    """An aware UTC instant; a time without an offset is read in the store's zone."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(UTC)

@@ -1,0 +1,127 @@
+"""Database helpers shared by every domain: write transactions that behave the same
+on SQLite and PostgreSQL, and set-based row sources for bulk statements."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from piccolo.engine.base import Engine
+from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.sqlite import SQLiteEngine, TransactionType
+
+from members.tables import Store
+
+T = TypeVar("T")
+Row = dict[str, Any]
+
+# How many times a transaction that lost a race (a unique key taken by a concurrent
+# writer, a deadlock, a serialization failure) is run again from the start.
+RETRIES = 5
+
+
+def engine() -> Engine:  # type: ignore[type-arg]
+    db: Engine = Store._meta.db  # type: ignore[type-arg]
+    return db
+
+
+def is_postgres() -> bool:
+    return isinstance(engine(), PostgresEngine)
+
+
+@asynccontextmanager
+async def write_transaction() -> AsyncIterator[None]:
+    """A transaction for a business event.
+
+    On SQLite it is ``BEGIN IMMEDIATE``: the write lock is taken at the start, so two
+    writers queue on the busy timeout instead of one failing with "database is
+    locked" when it upgrades from reading to writing.
+    """
+    db = engine()
+    if isinstance(db, SQLiteEngine):
+        async with db.transaction(transaction_type=TransactionType.immediate):
+            yield
+    else:
+        async with db.transaction():
+            yield
+
+
+class LostRace(Exception):
+    """A concurrent writer got there first; run the whole event again."""
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, LostRace):
+        return True
+    sqlstate = getattr(exc, "sqlstate", None)
+    # 40001 serialization_failure, 40P01 deadlock_detected
+    return sqlstate in {"40001", "40P01"}
+
+
+async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
+    """Run ``work`` in one write transaction, again from the start if it lost a race."""
+    for attempt in range(RETRIES):
+        try:
+            async with write_transaction():
+                return await work()
+        except Exception as exc:
+            if not _is_retryable(exc) or attempt == RETRIES - 1:
+                raise
+            await asyncio.sleep(0.005 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def fetch(sql: str, *args: Any) -> list[Row]:
+    """Raw SQL with ``{}`` placeholders, inside the current transaction if any."""
+    rows: list[Row] = await Store.raw(sql, *args)
+    return rows
+
+
+def _sqlite_value(value: Any) -> Any:
+    # The same text forms Piccolo's SQLite adapters write, so that rows inserted in
+    # bulk compare equal to rows inserted through the ORM.
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return str(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+def rows_source(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """A ``SELECT`` yielding ``rows`` as a relation with the named columns.
+
+    ``columns`` are ``(name, postgres_type)`` pairs. PostgreSQL gets one array per
+    column through ``unnest``; SQLite one JSON document through ``json_each``. Either
+    way a batch is one statement with a fixed number of parameters, however many rows.
+    """
+    names = ", ".join(name for name, _ in columns)
+    if is_postgres():
+        arrays = ", ".join(f"{{}}::{pg_type}[]" for _, pg_type in columns)
+        args: list[Any] = [[row[i] for row in rows] for i in range(len(columns))]
+        return f"SELECT * FROM unnest({arrays}) AS r({names})", args
+    picks = ", ".join(
+        f"json_extract(value, '$[{i}]') AS {name}" for i, (name, _) in enumerate(columns)
+    )
+    document = json.dumps([[_sqlite_value(v) for v in row] for row in rows], ensure_ascii=False)
+    return f"SELECT {picks} FROM json_each({{}})", [document]
+
+
+def in_list(values: Sequence[Any], pg_type: str) -> tuple[str, list[Any]]:
+    """``= ANY(array)`` on PostgreSQL, ``IN (SELECT value FROM json_each(?))`` on SQLite:
+    one parameter for any number of values."""
+    if is_postgres():
+        return f"= ANY({{}}::{pg_type}[])", [list(values)]
+    document = json.dumps([_sqlite_value(v) for v in values], ensure_ascii=False)
+    return "IN (SELECT value FROM json_each({}))", [document]
+
+
+def param(pg_type: str) -> str:
+    """A placeholder whose type PostgreSQL cannot infer from context (a bare value in a
+    SELECT list); SQLite takes the value as it comes."""
+    return f"{{}}::{pg_type}" if is_postgres() else "{}"

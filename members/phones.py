@@ -1,0 +1,31 @@
+"""Mainland China mobile numbers: how members and people are identified."""
+
+from __future__ import annotations
+
+import re
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+
+
+class InvalidPhone(ValueError):
+    pass
+
+
+def normalise_phone(raw: str) -> str:
+    """``+86 138-0013-8000``, ``8613800138000`` and ``13800138000`` all become
+    ``13800138000``; anything that is not a mainland mobile is refused."""
+    digits = _SEPARATORS.sub("", raw)
+    if digits.startswith("+86"):
+        digits = digits[3:]
+    elif digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) == 13:
+        digits = digits[2:]
+    if not _MOBILE.fullmatch(digits):
+        raise InvalidPhone("not a mainland China mobile number (11 digits starting with 1)")
+    return digits
+
+
+def mask_phone(phone: str) -> str:
+    return f"{phone[:3]}****{phone[-4:]}"

@@ -1,0 +1,28 @@
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from members import tables
+
+CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+
+APP_CONFIG = AppConfig(
+    app_name="members",
+    migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
+    table_classes=[
+        tables.Store,
+        tables.Advisor,
+        tables.Product,
+        tables.Member,
+        tables.Baby,
+        tables.Purchase,
+        tables.PurchaseLine,
+        tables.Redemption,
+        tables.PointsLedger,
+        tables.UserAccount,
+        tables.UserStore,
+        tables.PosKey,
+    ],
+    migration_dependencies=[],
+    commands=[],
+)

@@ -1,0 +1,166 @@
+"""HQ's registry of stores, advisors and products: upserts by their business code."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from piccolo.columns import Column
+from piccolo.table import Table
+
+from members import clock
+from members.db import in_write_transaction
+from members.errors import InvalidInput, NotFound
+from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
+from members.services import phone_or_error
+from members.tables import Advisor, Product, Store
+
+MAX_PAGE = 500
+
+
+async def _upsert(table: type[Table], key: Column, key_value: str, values: dict[Column, Any]) -> None:
+    """Insert or update by business key in one statement, so two concurrent PUTs of a
+    new code cannot both insert."""
+    values = {**values, table.updated_at: clock.now()}  # type: ignore[attr-defined]
+
+    async def work() -> None:
+        await table.insert(table({**values, key: key_value})).on_conflict(
+            target=key, action="DO UPDATE", values=list(values)
+        )
+
+    await in_write_transaction(work)
+
+
+def _store_out(row: dict[str, Any]) -> StoreOut:
+    return StoreOut(
+        code=row["code"],
+        name=row["name"],
+        region=row["region"],
+        timezone=row["timezone"],
+        latitude=row["latitude"],
+        longitude=row["longitude"],
+    )
+
+
+def _advisor_out(row: dict[str, Any]) -> AdvisorOut:
+    return AdvisorOut(
+        code=row["code"],
+        name=row["name"],
+        phone=row["phone"],
+        store_code=row["store_code"],
+        active=bool(row["active"]),
+    )
+
+
+def _product_out(row: dict[str, Any]) -> ProductOut:
+    return ProductOut(
+        sku=row["sku"],
+        name=row["name"],
+        category=row["category"],
+        stage=row["stage"],
+        days_of_supply=row["days_of_supply"],
+        points_eligible=bool(row["points_eligible"]),
+    )
+
+
+async def put_store(code: str, data: StoreIn) -> StoreOut:
+    if not clock.is_valid_timezone(data.timezone):
+        raise InvalidInput.on("timezone", f"unknown time zone {data.timezone!r}")
+    values = {
+        Store.name: data.name,
+        Store.region: data.region,
+        Store.timezone: data.timezone,
+        Store.latitude: data.latitude,
+        Store.longitude: data.longitude,
+    }
+
+    await _upsert(Store, Store.code, code, values)
+    return await get_store(code)
+
+
+async def get_store(code: str) -> StoreOut:
+    row = await Store.select().where(Store.code == code).first()
+    if row is None:
+        raise NotFound(f"no store {code}")
+    return _store_out(row)
+
+
+async def list_stores(region: str | None, limit: int, offset: int) -> list[StoreOut]:
+    query = Store.select().order_by(Store.code).limit(min(limit, MAX_PAGE)).offset(offset)
+    if region:
+        query = query.where(Store.region == region)
+    return [_store_out(r) for r in await query]
+
+
+_ADVISOR_COLUMNS = (
+    Advisor.code,
+    Advisor.name,
+    Advisor.phone,
+    Advisor.active,
+    Advisor.store.code.as_alias("store_code"),
+)
+
+
+async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
+    phone = phone_or_error(data.phone, "phone")
+    store = await Store.select(Store.id).where(Store.code == data.store_code).first()
+    if store is None:
+        raise InvalidInput.on("store_code", f"no store {data.store_code}")
+    values = {
+        Advisor.name: data.name,
+        Advisor.phone: phone,
+        Advisor.store: store["id"],
+        Advisor.active: data.active,
+    }
+
+    await _upsert(Advisor, Advisor.code, code, values)
+    return await get_advisor(code)
+
+
+async def get_advisor(code: str) -> AdvisorOut:
+    row = await Advisor.select(*_ADVISOR_COLUMNS).where(Advisor.code == code).first()
+    if row is None:
+        raise NotFound(f"no advisor {code}")
+    return _advisor_out(row)
+
+
+async def list_advisors(store_code: str | None, limit: int, offset: int) -> list[AdvisorOut]:
+    query = (
+        Advisor.select(*_ADVISOR_COLUMNS)
+        .order_by(Advisor.code)
+        .limit(min(limit, MAX_PAGE))
+        .offset(offset)
+    )
+    if store_code:
+        query = query.where(Advisor.store.code == store_code)
+    return [_advisor_out(r) for r in await query]
+
+
+async def put_product(sku: str, data: ProductIn) -> ProductOut:
+    if data.category == "formula" and data.stage is None:
+        raise InvalidInput.on("stage", "a formula product has a stage (1 to 4)")
+    if data.category != "formula" and data.stage is not None:
+        raise InvalidInput.on("stage", "only formula products have a stage")
+    values = {
+        Product.name: data.name,
+        Product.category: data.category,
+        Product.stage: data.stage,
+        Product.days_of_supply: data.days_of_supply,
+        Product.points_eligible: data.points_eligible,
+    }
+
+    await _upsert(Product, Product.sku, sku, values)
+    return await get_product(sku)
+
+
+async def get_product(sku: str) -> ProductOut:
+    row = await Product.select().where(Product.sku == sku).first()
+    if row is None:
+        raise NotFound(f"no product {sku}")
+    return _product_out(row)
+
+
+async def list_products(category: str | None, limit: int, offset: int) -> list[ProductOut]:
+    query = Product.select().order_by(Product.sku).limit(min(limit, MAX_PAGE)).offset(offset)
+    if category:
+        query = query.where(Product.category == category)
+    return [_product_out(r) for r in await query]

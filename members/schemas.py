@@ -1,0 +1,179 @@
+"""Requests and answers of the POS and registry paths (api.md fixes their names)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from members.errors import FieldError
+
+Code = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+ClientId = Annotated[str, Meta(min_length=1, max_length=64)]
+Name = Annotated[str, Meta(max_length=64)]
+RequiredName = Annotated[str, Meta(min_length=1, max_length=100)]
+PhoneText = Annotated[str, Meta(min_length=1, max_length=32)]
+
+MAX_BATCH = 500
+MAX_LINES = 200
+
+
+# --- POS: members ------------------------------------------------------------
+
+
+class BabyIn(Struct, forbid_unknown_fields=True):
+    name: Name = ""
+    birth_date: date | None = None
+    due_date: date | None = None
+
+
+class MemberRegistration(Struct):
+    phone: PhoneText
+    name: Name = ""
+    advisor_code: Code | None = None
+    registered_at: datetime | None = None
+    babies: Annotated[list[BabyIn], Meta(max_length=10)] = msgspec.field(default_factory=list)
+    do_not_contact: bool = False
+
+
+class MemberRegistered(Struct):
+    member_id: int
+    created: bool
+
+
+class BabyOut(Struct):
+    baby_id: int
+    name: str
+    birth_date: date | None
+    due_date: date | None
+    age_months: int | None
+    stage: int | None
+
+
+class PosMemberOut(Struct):
+    member_id: int
+    name: str
+    points_balance: int
+    babies: list[BabyOut]
+    home_store: str
+    owning_advisor: str | None
+
+
+# --- POS: purchases ----------------------------------------------------------
+
+
+class PurchaseLineIn(Struct):
+    sku: Annotated[str, Meta(min_length=1, max_length=32)]
+    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+    amount: Annotated[Decimal, Meta(description="yuan, exact to the fen, e.g. \"259.00\"")]
+
+
+class PurchaseIn(Struct):
+    receipt_id: ClientId
+    member_phone: PhoneText
+    purchased_at: datetime
+    lines: Annotated[list[PurchaseLineIn], Meta(min_length=1, max_length=MAX_LINES)]
+    advisor_code: Code | None = None
+
+
+class PurchaseOut(Struct):
+    purchase_id: int
+    points_earned: int
+    points_balance: int
+
+
+class PurchaseBatchIn(Struct):
+    # Items stay loose here so that one malformed receipt is rejected on its own
+    # instead of failing the whole batch; each is checked against PurchaseIn.
+    purchases: Annotated[
+        list[dict[str, Any]],
+        Meta(min_length=1, max_length=MAX_BATCH, description="up to 500 PurchaseIn objects"),
+    ]
+
+
+ReceiptStatus = Literal["created", "duplicate", "rejected"]
+
+
+class ReceiptResult(Struct, omit_defaults=True):
+    receipt_id: str
+    status: ReceiptStatus
+    error: str | None = None
+    errors: list[FieldError] | None = None
+    purchase_id: int | None = None
+    points_earned: int | None = None
+    points_balance: int | None = None
+
+
+class PurchaseBatchOut(Struct):
+    results: list[ReceiptResult]
+
+
+# --- POS: redemptions --------------------------------------------------------
+
+
+class RedemptionIn(Struct):
+    redemption_id: ClientId
+    member_phone: PhoneText
+    points: Annotated[int, Meta(ge=1, le=10_000_000)]
+    redeemed_at: datetime
+
+
+class RedemptionOut(Struct):
+    redemption_id: str
+    points: int
+    points_balance: int
+
+
+# --- HQ: the registry --------------------------------------------------------
+
+
+class StoreIn(Struct):
+    name: RequiredName
+    region: Annotated[str, Meta(min_length=1, max_length=50)]
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Asia/Shanghai"
+    latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
+    longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
+
+
+class StoreOut(Struct):
+    code: str
+    name: str
+    region: str
+    timezone: str
+    latitude: float | None
+    longitude: float | None
+
+
+class AdvisorIn(Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    phone: PhoneText
+    store_code: Code
+    active: bool = True
+
+
+class AdvisorOut(Struct):
+    code: str
+    name: str
+    phone: str
+    store_code: str
+    active: bool
+
+
+class ProductIn(Struct):
+    name: RequiredName
+    category: Annotated[str, Meta(min_length=1, max_length=32, pattern=r"^[a-z][a-z_]*$")]
+    stage: Annotated[int, Meta(ge=1, le=4)] | None = None
+    days_of_supply: Annotated[int, Meta(ge=1, le=366)] | None = None
+    points_eligible: bool = True
+
+
+class ProductOut(Struct):
+    sku: str
+    name: str
+    category: str
+    stage: int | None
+    days_of_supply: int | None
+    points_eligible: bool

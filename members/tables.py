@@ -1,0 +1,181 @@
+"""The registry (stores, advisors, products), members and babies, purchases, the
+points ledger, and the people and tills allowed to use the service.
+
+Money is stored as integer fen (分): exact on SQLite and PostgreSQL alike and cheap
+to sum. It becomes a ``Decimal`` of yuan only at the edges.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    BigInt,
+    BigSerial,
+    Boolean,
+    Date,
+    DoublePrecision,
+    ForeignKey,
+    Integer,
+    SmallInt,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Store(Table, tablename="store"):
+    code = Varchar(length=16, unique=True)
+    name = Varchar(length=100)
+    region = Varchar(length=50, index=True)
+    timezone = Varchar(length=64, default="Asia/Shanghai")
+    latitude = DoublePrecision(null=True, default=None)
+    longitude = DoublePrecision(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Advisor(Table, tablename="advisor"):
+    code = Varchar(length=16, unique=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False, index=True)
+    name = Varchar(length=64)
+    phone = Varchar(length=11)
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Product(Table, tablename="product"):
+    sku = Varchar(length=32, unique=True)
+    name = Varchar(length=100)
+    category = Varchar(length=32, index=True)
+    stage = SmallInt(null=True, default=None)
+    days_of_supply = Integer(null=True, default=None)
+    points_eligible = Boolean(default=True)
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Member(Table, tablename="member"):
+    id = BigSerial(primary_key=True)
+    phone = Varchar(length=11, unique=True)
+    name = Varchar(length=64, default="")
+    home_store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False, index=True)
+    # Who looks after the member now; changes when an advisor leaves.
+    owning_advisor = ForeignKey(
+        Advisor, on_delete=OnDelete.restrict, null=True, default=None, index=True
+    )
+    # Who recruited the member; fixed forever, it is what the new-member credit names.
+    recruited_by = ForeignKey(
+        Advisor, on_delete=OnDelete.restrict, null=True, default=None
+    )
+    joined_at = Timestamptz()
+    joined_on = Date()
+    do_not_contact = Boolean(default=False)
+    # A cache of SUM(points_ledger.points) kept in the ledger's own transaction, so
+    # that "never below zero" is one atomic conditional UPDATE.
+    points_balance = Integer(default=0)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Baby(Table, tablename="baby"):
+    id = BigSerial(primary_key=True)
+    member = ForeignKey(Member, on_delete=OnDelete.cascade, null=False, index=True)
+    name = Varchar(length=64, default="")
+    birth_date = Date(null=True, default=None)
+    due_date = Date(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Purchase(Table, tablename="purchase"):
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    receipt_id = Varchar(length=64)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False)
+    advisor = ForeignKey(
+        Advisor, on_delete=OnDelete.restrict, null=True, default=None, index=True
+    )
+    purchased_at = Timestamptz()
+    purchased_on = Date()  # store-local calendar day
+    total_fen = BigInt()
+    eligible_fen = BigInt()
+    points_earned = Integer()
+    # The balance right after this purchase: part of the answer a replay gets back.
+    points_balance_after = Integer()
+    request_hash = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    # UNIQUE (store, receipt_id): a unique index made in the migration, since
+    # SQLite cannot ALTER TABLE … ADD CONSTRAINT.
+
+
+class PurchaseLine(Table, tablename="purchase_line"):
+    id = BigSerial(primary_key=True)
+    purchase = ForeignKey(Purchase, on_delete=OnDelete.restrict, null=False, index=True)
+    line_no = SmallInt()
+    product = ForeignKey(Product, on_delete=OnDelete.restrict, null=False)
+    quantity = Integer()
+    amount_fen = BigInt()
+
+
+class Redemption(Table, tablename="redemption"):
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    redemption_id = Varchar(length=64)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False, index=True)
+    points = Integer()
+    redeemed_at = Timestamptz()
+    redeemed_on = Date()
+    points_balance_after = Integer()
+    request_hash = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    # UNIQUE (store, redemption_id): see Purchase.
+
+
+class PointsLedger(Table, tablename="points_ledger"):
+    """Append-only. A member's balance is the sum of their rows."""
+
+    id = BigSerial(primary_key=True)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False, index=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    kind = Varchar(length=16)  # earn | redeem
+    points = Integer()  # signed
+    purchase = ForeignKey(
+        Purchase, on_delete=OnDelete.restrict, null=True, default=None, unique=True
+    )
+    redemption = ForeignKey(
+        Redemption, on_delete=OnDelete.restrict, null=True, default=None, unique=True
+    )
+    occurred_at = Timestamptz()
+    occurred_on = Date()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class UserAccount(Table, tablename="user_account"):
+    phone = Varchar(length=11, unique=True)
+    password_hash = Varchar(length=255)
+    role = Varchar(length=16)  # advisor | owner | hq
+    advisor = ForeignKey(
+        Advisor, on_delete=OnDelete.restrict, null=True, default=None, unique=True
+    )
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class UserStore(Table, tablename="user_store"):
+    """The stores an owner may see."""
+
+    user = ForeignKey(UserAccount, on_delete=OnDelete.cascade, null=False, index=True)
+    store = ForeignKey(Store, on_delete=OnDelete.cascade, null=False)
+
+    # UNIQUE (user, store): see Purchase.
+
+
+class PosKey(Table, tablename="pos_key"):
+    store = ForeignKey(Store, on_delete=OnDelete.cascade, null=False, index=True)
+    # SHA-256 of a 256-bit random key: a slow hash adds nothing against brute force
+    # here and would cost every till request a few milliseconds.
+    key_hash = Varchar(length=64, unique=True)
+    prefix = Varchar(length=12)
+    created_at = Timestamptz(default=TimestamptzNow())
+    revoked_at = Timestamptz(null=True, default=None)
