@@ -36,9 +36,7 @@ def engine_from_url(url: str | None) -> Engine:  # type: ignore[type-arg]
     elif url.startswith(("postgresql://", "postgres://")):
         return PostgresEngine(config={"dsn": url})
     else:
-        raise ValueError(
-            f"DATABASE_URL must start with sqlite:/// or postgresql://, got {url!r}"
-        )
+        raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql://, got {url!r}")
     _prepare_sqlite(path)
     return SQLiteEngine(path=str(path), timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
 

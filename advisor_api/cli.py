@@ -134,7 +134,9 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--advisor-code")
     create.set_defaults(func=cmd_user_create)
 
-    pos_key = sub.add_parser("pos-key", help="POS keys").add_subparsers(dest="action", required=True)
+    pos_key = sub.add_parser("pos-key", help="POS keys").add_subparsers(
+        dest="action", required=True
+    )
     key_create = pos_key.add_parser("create", help="make a key for a store's till")
     key_create.add_argument("--store", required=True)
     key_create.set_defaults(func=cmd_pos_key_create)

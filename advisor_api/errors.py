@@ -10,7 +10,14 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from members.errors import Conflict, DomainError, FieldError, InvalidInput, NotFound
+from members.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    field_error,
+)
 
 log = logging.getLogger("tiantian")
 
@@ -42,26 +49,23 @@ def problem(
 
 
 def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    status = next(
-        (code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400
-    )
+    status = next((code for kind, code in _DOMAIN_STATUS.items() if isinstance(exc, kind)), 400)
     return problem(status, exc.detail, title=exc.title, errors=exc.errors)
 
 
-def _field_of(item: dict[str, Any]) -> str:
-    key = item.get("key")
-    if key:
-        return str(key)
-    return str(item.get("source") or "body")
+def _field_error(item: dict[str, Any]) -> FieldError:
+    key = str(item.get("key") or "")
+    # Litestar names the request body "data"; the client knows it as the body.
+    path = "" if key == "data" else key
+    error = field_error(path, str(item.get("message", "invalid")))
+    if error.field == "body" and item.get("source") not in (None, "body"):
+        return FieldError(str(item["source"]), error.message)
+    return error
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     extra = exc.extra if isinstance(exc.extra, list) else []
-    errors = [
-        FieldError(field=_field_of(item), message=str(item.get("message", "invalid")))
-        for item in extra
-        if isinstance(item, dict)
-    ]
+    errors = [_field_error(item) for item in extra if isinstance(item, dict)]
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
     return problem(400, detail, title="Invalid request", errors=errors)
 

@@ -21,7 +21,7 @@ from members.services import StoreRef
 
 POS_KEY_HEADER = "X-API-Key"
 POS_SECURITY_SCHEME = "PosApiKey"
-POS_SECURITY = [{POS_SECURITY_SCHEME: []}]
+POS_SECURITY: list[dict[str, list[str]]] = [{POS_SECURITY_SCHEME: []}]
 POS_SCHEME = SecurityScheme(
     type="apiKey",
     name=POS_KEY_HEADER,
@@ -33,7 +33,9 @@ POS_SCHEME = SecurityScheme(
 PUBLIC_PATHS = ["^/health", "^/schema", "^/auth/login", "^/pos/"]
 
 
-async def _principal_from_token(token: Token, _: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+async def _principal_from_token(
+    token: Token, _: ASGIConnection[Any, Any, Any, Any]
+) -> Principal | None:
     try:
         user_id = int(token.sub)
     except ValueError:
@@ -50,7 +52,9 @@ def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
     )
 
 
-def requires_role(*roles: Role) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
+def requires_role(
+    *roles: Role,
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
     def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         user = connection.user
         if not isinstance(user, Principal):

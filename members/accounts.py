@@ -130,9 +130,11 @@ async def authenticate(phone: str, password: str) -> Principal | None:
         normalised = None
     row = None
     if normalised is not None:
-        row = await UserAccount.select(
-            UserAccount.id, UserAccount.password_hash, UserAccount.active
-        ).where(UserAccount.phone == normalised).first()
+        row = (
+            await UserAccount.select(UserAccount.id, UserAccount.password_hash, UserAccount.active)
+            .where(UserAccount.phone == normalised)
+            .first()
+        )
     stored = row["password_hash"] if row else _DECOY_HASH
     ok = await asyncio.to_thread(verify_password, password, stored)
     if not ok or row is None or not row["active"]:
@@ -142,15 +144,19 @@ async def authenticate(phone: str, password: str) -> Principal | None:
 
 async def principal(user_id: int) -> Principal | None:
     """The person behind a token, as they are now (a deactivated advisor loses access)."""
-    row = await UserAccount.select(
-        UserAccount.id,
-        UserAccount.role,
-        UserAccount.phone,
-        UserAccount.active,
-        UserAccount.advisor,
-        UserAccount.advisor.store.as_alias("advisor_store"),
-        UserAccount.advisor.active.as_alias("advisor_active"),
-    ).where(UserAccount.id == user_id).first()
+    row = (
+        await UserAccount.select(
+            UserAccount.id,
+            UserAccount.role,
+            UserAccount.phone,
+            UserAccount.active,
+            UserAccount.advisor,
+            UserAccount.advisor.store.as_alias("advisor_store"),
+            UserAccount.advisor.active.as_alias("advisor_active"),
+        )
+        .where(UserAccount.id == user_id)
+        .first()
+    )
     if row is None or not row["active"]:
         return None
     if row["role"] == "advisor":

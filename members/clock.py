@@ -54,7 +54,11 @@ def today(tz: tzinfo) -> date:
 
 
 def as_instant(value: datetime, tz: tzinfo) -> datetime:
-    """An aware UTC instant; a time without an offset is read in the store's zone."""
+    """An aware UTC instant; a time without an offset is read in the store's zone.
+    Raises ValueError for a time that cannot be placed on the UTC line."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range") from None

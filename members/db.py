@@ -93,7 +93,9 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
-def rows_source(columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+def rows_source(
+    columns: Sequence[tuple[str, str]], rows: Sequence[Sequence[Any]]
+) -> tuple[str, list[Any]]:
     """A ``SELECT`` yielding ``rows`` as a relation with the named columns.
 
     ``columns`` are ``(name, postgres_type)`` pairs. PostgreSQL gets one array per

@@ -75,17 +75,27 @@ async def seed_demo() -> str:
     today = clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
 
     for code, name, region, lat, lng in STORES:
-        await registry.put_store(code, StoreIn(name=name, region=region, latitude=lat, longitude=lng))
+        await registry.put_store(
+            code, StoreIn(name=name, region=region, latitude=lat, longitude=lng)
+        )
     for n, adv_name in enumerate(ADVISOR_NAMES, start=1):
         store_code = STORES[(n - 1) // 2][0]
         await registry.put_advisor(
             advisor_code(n), AdvisorIn(name=adv_name, phone=advisor_phone(n), store_code=store_code)
         )
-        await accounts.create_user("advisor", advisor_phone(n), DEMO_PASSWORD, advisor_code=advisor_code(n))
+        await accounts.create_user(
+            "advisor", advisor_phone(n), DEMO_PASSWORD, advisor_code=advisor_code(n)
+        )
     for sku, pname, category, stage, days, eligible, _ in PRODUCTS:
         await registry.put_product(
             sku,
-            ProductIn(name=pname, category=category, stage=stage, days_of_supply=days, points_eligible=eligible),
+            ProductIn(
+                name=pname,
+                category=category,
+                stage=stage,
+                days_of_supply=days,
+                points_eligible=eligible,
+            ),
         )
     await accounts.create_user("hq", HQ_PHONE, DEMO_PASSWORD)
     await accounts.create_user("owner", OWNER_PHONE, DEMO_PASSWORD, store_codes=["S0001", "S0002"])
@@ -97,7 +107,9 @@ async def seed_demo() -> str:
     for store_index, (code, *_rest) in enumerate(STORES):
         store = await services.store_by_code(code)
         await PosKey.insert(
-            PosKey(store=store.id, key_hash=accounts.pos_key_hash(demo_pos_key(code)), prefix="demo")
+            PosKey(
+                store=store.id, key_hash=accounts.pos_key_hash(demo_pos_key(code)), prefix="demo"
+            )
         )
         receipts: list[PurchaseIn] = []
         for _ in range(MEMBERS_PER_STORE):
@@ -127,7 +139,9 @@ async def seed_demo() -> str:
             )
             if baby.birth_date is None:
                 continue
-            receipts.extend(_history(rng, code, member_no, phone, adv, baby.birth_date, joined, today, prices))
+            receipts.extend(
+                _history(rng, code, member_no, phone, adv, baby.birth_date, joined, today, prices)
+            )
         for start in range(0, len(receipts), 500):
             await services.ingest_purchases(store, receipts[start : start + 500], rule)
     return f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {member_no} members"

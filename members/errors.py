@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 
@@ -39,3 +41,21 @@ class NotFound(DomainError):
     """Unknown, or not the caller's to see (404)."""
 
     title = "Not found"
+
+
+_MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
+
+
+def field_error(path: str, message: str) -> FieldError:
+    """A field error from a schema failure at ``path`` (``lines[0]``, or empty for the
+    whole body); a missing field is named itself rather than its parent object."""
+    missing = _MISSING_FIELD.match(message)
+    if missing:
+        path = f"{path}.{missing.group(1)}" if path else missing.group(1)
+    return FieldError(path or "body", message)
+
+
+def msgspec_field_error(exc: Exception) -> FieldError:
+    """From a ``msgspec.ValidationError`` message: "Expected … - at `$.lines[0].sku`"."""
+    message, _, where = str(exc).partition(" - at `$")
+    return field_error(where.rstrip("`").lstrip("."), message)

@@ -17,7 +17,9 @@ from members.tables import Advisor, Product, Store
 MAX_PAGE = 500
 
 
-async def _upsert(table: type[Table], key: Column, key_value: str, values: dict[Column, Any]) -> None:
+async def _upsert(
+    table: type[Table], key: Column, key_value: str, values: dict[Column, Any]
+) -> None:
     """Insert or update by business key in one statement, so two concurrent PUTs of a
     new code cannot both insert."""
     values = {**values, table.updated_at: clock.now()}  # type: ignore[attr-defined]

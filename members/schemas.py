@@ -11,10 +11,13 @@ from msgspec import Meta, Struct
 
 from members.errors import FieldError
 
+# No control characters in free text: PostgreSQL refuses NUL in text, and a name
+# with a newline in it breaks every CSV and push message it is put into.
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 Code = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
-ClientId = Annotated[str, Meta(min_length=1, max_length=64)]
-Name = Annotated[str, Meta(max_length=64)]
-RequiredName = Annotated[str, Meta(min_length=1, max_length=100)]
+ClientId = Annotated[str, Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
+Name = Annotated[str, Meta(max_length=64, pattern=_PRINTABLE)]
+RequiredName = Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
 PhoneText = Annotated[str, Meta(min_length=1, max_length=32)]
 
 MAX_BATCH = 500
@@ -66,9 +69,9 @@ class PosMemberOut(Struct):
 
 
 class PurchaseLineIn(Struct):
-    sku: Annotated[str, Meta(min_length=1, max_length=32)]
+    sku: Annotated[str, Meta(min_length=1, max_length=32, pattern=_PRINTABLE)]
     quantity: Annotated[int, Meta(ge=1, le=10_000)]
-    amount: Annotated[Decimal, Meta(description="yuan, exact to the fen, e.g. \"259.00\"")]
+    amount: Annotated[Decimal, Meta(description='yuan, exact to the fen, e.g. "259.00"')]
 
 
 class PurchaseIn(Struct):
@@ -132,7 +135,7 @@ class RedemptionOut(Struct):
 
 class StoreIn(Struct):
     name: RequiredName
-    region: Annotated[str, Meta(min_length=1, max_length=50)]
+    region: Annotated[str, Meta(min_length=1, max_length=50, pattern=_PRINTABLE)]
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Asia/Shanghai"
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
@@ -148,7 +151,7 @@ class StoreOut(Struct):
 
 
 class AdvisorIn(Struct):
-    name: Annotated[str, Meta(min_length=1, max_length=64)]
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
     phone: PhoneText
     store_code: Code
     active: bool = True

@@ -7,7 +7,7 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from members.db import (
     param,
     rows_source,
 )
-from members.errors import Conflict, FieldError, InvalidInput, NotFound
+from members.errors import Conflict, FieldError, InvalidInput, NotFound, msgspec_field_error
 from members.phones import InvalidPhone, normalise_phone
 from members.schemas import (
     BabyOut,
@@ -41,7 +41,11 @@ from members.tables import Advisor, Baby, Member, Store
 
 # A till's clock may run a little fast; beyond this a time is refused as future.
 FUTURE_TOLERANCE = timedelta(minutes=5)
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_LINE_AMOUNT = Decimal("1000000.00")
+# A baby is a child under this many years; an expected date at most this far ahead.
+MAX_CHILD_AGE_YEARS = 14
+MAX_DUE_AHEAD = timedelta(days=300)
 FEN = Decimal("0.01")
 
 # Formula stages by the baby's age in whole months: [0, 6) → 1, [6, 12) → 2,
@@ -85,7 +89,7 @@ def phone_or_error(raw: str, field_name: str) -> str:
 
 def to_fen(amount: Decimal, field_name: str) -> int:
     if not amount.is_finite():
-        raise InvalidInput.on(field_name, "must be a number of yuan such as \"259.00\"")
+        raise InvalidInput.on(field_name, 'must be a number of yuan such as "259.00"')
     if amount < 0:
         raise InvalidInput.on(field_name, "must not be negative")
     if amount > MAX_LINE_AMOUNT:
@@ -100,9 +104,16 @@ def fen_to_yuan(fen: int) -> Decimal:
 
 
 def event_instant(value: datetime, store: StoreRef, field_name: str) -> datetime:
-    instant = clock.as_instant(value, store.tz)
+    """When something happened at a store: not in the future (beyond a till's clock
+    drift) and not before the program could have existed."""
+    try:
+        instant = clock.as_instant(value, store.tz)
+    except ValueError as exc:
+        raise InvalidInput.on(field_name, str(exc)) from None
     if instant > clock.now() + FUTURE_TOLERANCE:
         raise InvalidInput.on(field_name, "is in the future")
+    if instant < EARLIEST_EVENT:
+        raise InvalidInput.on(field_name, f"is before {EARLIEST_EVENT.date()}")
     return instant
 
 
@@ -174,6 +185,14 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
             raise InvalidInput.on(f"babies[{i}]", "give birth_date, or due_date before birth")
         if baby.birth_date is not None and baby.birth_date > today:
             raise InvalidInput.on(f"babies[{i}].birth_date", "is in the future")
+        if baby.birth_date is not None and today.year - baby.birth_date.year > MAX_CHILD_AGE_YEARS:
+            raise InvalidInput.on(
+                f"babies[{i}].birth_date", f"is more than {MAX_CHILD_AGE_YEARS} years ago"
+            )
+        if baby.due_date is not None and not (
+            today - MAX_DUE_AHEAD <= baby.due_date <= today + MAX_DUE_AHEAD
+        ):
+            raise InvalidInput.on(f"babies[{i}].due_date", "is not within 300 days of today")
     advisor_id = await _advisor_id(store, data.advisor_code)
 
     async def work() -> MemberRegistered:
@@ -182,8 +201,15 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
             " joined_at, joined_on, do_not_contact, points_balance, created_at)"
             " VALUES ({}, {}, {}, {}, {}, {}, {}, {}, 0, {})"
             " ON CONFLICT (phone) DO NOTHING RETURNING id",
-            phone, data.name, store.id, advisor_id, advisor_id,
-            joined_at, clock.local_date(joined_at, store.tz), data.do_not_contact, clock.now(),
+            phone,
+            data.name,
+            store.id,
+            advisor_id,
+            advisor_id,
+            joined_at,
+            clock.local_date(joined_at, store.tz),
+            data.do_not_contact,
+            clock.now(),
         )
         if not inserted:
             existing = await Member.select(Member.id).where(Member.phone == phone).first()
@@ -194,7 +220,9 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
         if data.babies:
             await Baby.insert(
                 *[
-                    Baby(member=member_id, name=b.name, birth_date=b.birth_date, due_date=b.due_date)
+                    Baby(
+                        member=member_id, name=b.name, birth_date=b.birth_date, due_date=b.due_date
+                    )
                     for b in data.babies
                 ]
             )
@@ -264,11 +292,12 @@ class _Receipt:
 def _prepare(store: StoreRef, raw: Any, position: int) -> _Receipt:
     """Check one receipt on its own; raises InvalidInput naming the field."""
     try:
-        data = raw if isinstance(raw, PurchaseIn) else msgspec.convert(raw, PurchaseIn, strict=False)
+        data = (
+            raw if isinstance(raw, PurchaseIn) else msgspec.convert(raw, PurchaseIn, strict=False)
+        )
     except msgspec.ValidationError as exc:
-        message, _, path = str(exc).partition(" - at `$")
-        where = path.rstrip("`").lstrip(".") or "body"
-        raise InvalidInput(f"{where}: {message}", [FieldError(where, message)]) from None
+        error = msgspec_field_error(exc)
+        raise InvalidInput(f"{error.field}: {error.message}", [error]) from None
     phone = phone_or_error(data.member_phone, "member_phone")
     purchased_at = event_instant(data.purchased_at, store, "purchased_at")
     lines = [
@@ -399,7 +428,8 @@ async def _record_purchases(
         for row in await fetch(
             "SELECT id, receipt_id, request_hash, points_earned, points_balance_after"
             f" FROM purchase WHERE store = {{}} AND receipt_id {cond}",
-            store.id, *args,
+            store.id,
+            *args,
         )
     }
     new: list[_Receipt] = []
@@ -423,8 +453,12 @@ async def _record_purchases(
     if unknown:
         stamp = clock.now()
         source, args = rows_source(
-            [("phone", "text"), ("advisor", "int"), ("joined_at", "timestamptz"),
-             ("joined_on", "date")],
+            [
+                ("phone", "text"),
+                ("advisor", "int"),
+                ("joined_at", "timestamptz"),
+                ("joined_on", "date"),
+            ],
             [(p, r.advisor_id, r.purchased_at, r.purchased_on) for p, r in sorted(unknown.items())],
         )
         await fetch(
@@ -433,7 +467,9 @@ async def _record_purchases(
             f" SELECT phone, '', {param('int')}, advisor, advisor, joined_at, joined_on, false, 0,"
             f" {param('timestamptz')} FROM ({source}) AS src WHERE true ORDER BY phone"
             " ON CONFLICT (phone) DO NOTHING",
-            store.id, stamp, *args,
+            store.id,
+            stamp,
+            *args,
         )
         members.update(await _members_by_phone(set(unknown)))
 
@@ -466,15 +502,31 @@ async def _record_purchases(
     #    this whole event is replayed, and step 1 then answers it as a duplicate.
     stamp = clock.now()
     source, args = rows_source(
-        [("receipt_id", "text"), ("member", "bigint"), ("advisor", "int"),
-         ("purchased_at", "timestamptz"), ("purchased_on", "date"), ("total_fen", "bigint"),
-         ("eligible_fen", "bigint"), ("points_earned", "int"), ("balance_after", "int"),
-         ("request_hash", "text")],
         [
-            (r.receipt_id, members[r.phone]["id"],
-             r.advisor_id if r.advisor_id is not None else members[r.phone]["owning_advisor"],
-             r.purchased_at, r.purchased_on, sum(fen for _, _, fen in r.lines), r.eligible_fen,
-             points[r.receipt_id], balance_after[r.receipt_id], r.hash)
+            ("receipt_id", "text"),
+            ("member", "bigint"),
+            ("advisor", "int"),
+            ("purchased_at", "timestamptz"),
+            ("purchased_on", "date"),
+            ("total_fen", "bigint"),
+            ("eligible_fen", "bigint"),
+            ("points_earned", "int"),
+            ("balance_after", "int"),
+            ("request_hash", "text"),
+        ],
+        [
+            (
+                r.receipt_id,
+                members[r.phone]["id"],
+                r.advisor_id if r.advisor_id is not None else members[r.phone]["owning_advisor"],
+                r.purchased_at,
+                r.purchased_on,
+                sum(fen for _, _, fen in r.lines),
+                r.eligible_fen,
+                points[r.receipt_id],
+                balance_after[r.receipt_id],
+                r.hash,
+            )
             for r in sorted(new, key=lambda r: r.receipt_id)
         ],
     )
@@ -486,7 +538,9 @@ async def _record_purchases(
         f" {param('timestamptz')} FROM ({source}) AS src"
         " WHERE true ON CONFLICT (store, receipt_id) DO NOTHING"
         " RETURNING id, receipt_id, points_earned, points_balance_after",
-        store.id, stamp, *args,
+        store.id,
+        stamp,
+        *args,
     )
     if len(claimed) != len(new):
         raise LostRace()
@@ -496,8 +550,13 @@ async def _record_purchases(
 
     # 5. Lines and the points ledger.
     source, args = rows_source(
-        [("purchase", "bigint"), ("line_no", "int"), ("product", "int"), ("quantity", "int"),
-         ("amount_fen", "bigint")],
+        [
+            ("purchase", "bigint"),
+            ("line_no", "int"),
+            ("product", "int"),
+            ("quantity", "int"),
+            ("amount_fen", "bigint"),
+        ],
         [
             (purchase_ids[r.receipt_id], i + 1, r.product_ids[i], qty, fen)
             for r in new
@@ -512,11 +571,21 @@ async def _record_purchases(
     earned = [r for r in new if points[r.receipt_id] > 0]
     if earned:
         source, args = rows_source(
-            [("member", "bigint"), ("points", "int"), ("purchase", "bigint"),
-             ("occurred_at", "timestamptz"), ("occurred_on", "date")],
             [
-                (members[r.phone]["id"], points[r.receipt_id], purchase_ids[r.receipt_id],
-                 r.purchased_at, r.purchased_on)
+                ("member", "bigint"),
+                ("points", "int"),
+                ("purchase", "bigint"),
+                ("occurred_at", "timestamptz"),
+                ("occurred_on", "date"),
+            ],
+            [
+                (
+                    members[r.phone]["id"],
+                    points[r.receipt_id],
+                    purchase_ids[r.receipt_id],
+                    r.purchased_at,
+                    r.purchased_on,
+                )
                 for r in earned
             ],
         )
@@ -525,7 +594,9 @@ async def _record_purchases(
             " occurred_at, occurred_on, created_at)"
             f" SELECT member, {param('int')}, 'earn', points, purchase, NULL, occurred_at,"
             f" occurred_on, {param('timestamptz')} FROM ({source}) AS src",
-            store.id, stamp, *args,
+            store.id,
+            stamp,
+            *args,
         )
     return answers
 
@@ -574,7 +645,8 @@ async def redeem_points(store: StoreRef, data: RedemptionIn) -> tuple[bool, Rede
         rows = await fetch(
             "SELECT points, points_balance_after, request_hash FROM redemption"
             " WHERE store = {} AND redemption_id = {}",
-            store.id, data.redemption_id,
+            store.id,
+            data.redemption_id,
         )
         if not rows:
             return None
@@ -583,7 +655,9 @@ async def redeem_points(store: StoreRef, data: RedemptionIn) -> tuple[bool, Rede
                 f"redemption_id {data.redemption_id} was already used for a different redemption",
                 [FieldError("redemption_id", "already used for a different redemption")],
             )
-        return False, RedemptionOut(data.redemption_id, rows[0]["points"], rows[0]["points_balance_after"])
+        return False, RedemptionOut(
+            data.redemption_id, rows[0]["points"], rows[0]["points_balance_after"]
+        )
 
     async def work() -> tuple[bool, RedemptionOut]:
         earlier = await replayed()
@@ -599,18 +673,28 @@ async def redeem_points(store: StoreRef, data: RedemptionIn) -> tuple[bool, Rede
             " redeemed_on, points_balance_after, request_hash, created_at)"
             " VALUES ({}, {}, {}, {}, {}, {}, 0, {}, {})"
             " ON CONFLICT (store, redemption_id) DO NOTHING RETURNING id",
-            store.id, data.redemption_id, member["id"], data.points, redeemed_at, redeemed_on,
-            digest, clock.now(),
+            store.id,
+            data.redemption_id,
+            member["id"],
+            data.points,
+            redeemed_at,
+            redeemed_on,
+            digest,
+            clock.now(),
         )
         if not claimed:
             raise LostRace()
         spent = await fetch(
             "UPDATE member SET points_balance = points_balance - {}"
             " WHERE id = {} AND points_balance >= {} RETURNING points_balance",
-            data.points, member["id"], data.points,
+            data.points,
+            member["id"],
+            data.points,
         )
         if not spent:
-            balance = await Member.select(Member.points_balance).where(Member.id == member["id"]).first()
+            balance = (
+                await Member.select(Member.points_balance).where(Member.id == member["id"]).first()
+            )
             have = balance["points_balance"] if balance else 0
             raise Conflict(
                 f"not enough points: the balance is {have}, the redemption asks for {data.points}",
@@ -620,13 +704,20 @@ async def redeem_points(store: StoreRef, data: RedemptionIn) -> tuple[bool, Rede
         redemption_pk = claimed[0]["id"]
         await fetch(
             "UPDATE redemption SET points_balance_after = {} WHERE id = {}",
-            balance_after, redemption_pk,
+            balance_after,
+            redemption_pk,
         )
         await fetch(
             "INSERT INTO points_ledger (member, store, kind, points, purchase, redemption,"
             " occurred_at, occurred_on, created_at)"
             " VALUES ({}, {}, 'redeem', {}, NULL, {}, {}, {}, {})",
-            member["id"], store.id, -data.points, redemption_pk, redeemed_at, redeemed_on, clock.now(),
+            member["id"],
+            store.id,
+            -data.points,
+            redemption_pk,
+            redeemed_at,
+            redeemed_on,
+            clock.now(),
         )
         return True, RedemptionOut(data.redemption_id, data.points, balance_after)
 

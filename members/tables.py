@@ -15,6 +15,7 @@ from piccolo.columns import (
     DoublePrecision,
     ForeignKey,
     Integer,
+    Serial,
     SmallInt,
     Timestamptz,
     Varchar,
@@ -25,6 +26,7 @@ from piccolo.table import Table
 
 
 class Store(Table, tablename="store"):
+    id = Serial(primary_key=True)
     code = Varchar(length=16, unique=True)
     name = Varchar(length=100)
     region = Varchar(length=50, index=True)
@@ -36,6 +38,7 @@ class Store(Table, tablename="store"):
 
 
 class Advisor(Table, tablename="advisor"):
+    id = Serial(primary_key=True)
     code = Varchar(length=16, unique=True)
     store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False, index=True)
     name = Varchar(length=64)
@@ -46,6 +49,7 @@ class Advisor(Table, tablename="advisor"):
 
 
 class Product(Table, tablename="product"):
+    id = Serial(primary_key=True)
     sku = Varchar(length=32, unique=True)
     name = Varchar(length=100)
     category = Varchar(length=32, index=True)
@@ -65,9 +69,7 @@ class Member(Table, tablename="member"):
         Advisor, on_delete=OnDelete.restrict, null=True, default=None, index=True
     )
     # Who recruited the member; fixed forever, it is what the new-member credit names.
-    recruited_by = ForeignKey(
-        Advisor, on_delete=OnDelete.restrict, null=True, default=None
-    )
+    recruited_by = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
     joined_at = Timestamptz()
     joined_on = Date()
     do_not_contact = Boolean(default=False)
@@ -91,9 +93,7 @@ class Purchase(Table, tablename="purchase"):
     store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
     receipt_id = Varchar(length=64)
     member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False)
-    advisor = ForeignKey(
-        Advisor, on_delete=OnDelete.restrict, null=True, default=None, index=True
-    )
+    advisor = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None, index=True)
     purchased_at = Timestamptz()
     purchased_on = Date()  # store-local calendar day
     total_fen = BigInt()
@@ -152,12 +152,11 @@ class PointsLedger(Table, tablename="points_ledger"):
 
 
 class UserAccount(Table, tablename="user_account"):
+    id = Serial(primary_key=True)
     phone = Varchar(length=11, unique=True)
     password_hash = Varchar(length=255)
     role = Varchar(length=16)  # advisor | owner | hq
-    advisor = ForeignKey(
-        Advisor, on_delete=OnDelete.restrict, null=True, default=None, unique=True
-    )
+    advisor = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None, unique=True)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
 
@@ -165,6 +164,7 @@ class UserAccount(Table, tablename="user_account"):
 class UserStore(Table, tablename="user_store"):
     """The stores an owner may see."""
 
+    id = Serial(primary_key=True)
     user = ForeignKey(UserAccount, on_delete=OnDelete.cascade, null=False, index=True)
     store = ForeignKey(Store, on_delete=OnDelete.cascade, null=False)
 
@@ -172,6 +172,7 @@ class UserStore(Table, tablename="user_store"):
 
 
 class PosKey(Table, tablename="pos_key"):
+    id = Serial(primary_key=True)
     store = ForeignKey(Store, on_delete=OnDelete.cascade, null=False, index=True)
     # SHA-256 of a 256-bit random key: a slow hash adds nothing against brute force
     # here and would cost every till request a few milliseconds.

@@ -1,7 +1,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.table import Table
 
-ID = "2026-11-23T04:50:00:000000"
+ID = "2026-11-23T05:00:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "composite unique and lookup indexes"
 
