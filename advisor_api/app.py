@@ -11,7 +11,6 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
-from piccolo.engine.postgres import PostgresEngine
 
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.pos import PosController
@@ -20,7 +19,7 @@ from advisor_api.errors import EXCEPTION_HANDLERS
 from advisor_api.scheduler import build_scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
-from members.db import engine
+from members.db import connection_pool
 
 log = logging.getLogger("tiantian")
 
@@ -33,21 +32,17 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> L
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        db = engine()
-        if isinstance(db, PostgresEngine):
-            await db.start_connection_pool(min_size=2, max_size=POOL_MAX_SIZE)
-        jobs = build_scheduler() if scheduler else None
-        if jobs is not None:
-            jobs.start()
-        app.state.scheduler_running = jobs is not None
-        try:
-            yield
-        finally:
+        async with connection_pool(POOL_MAX_SIZE):
+            jobs = build_scheduler() if scheduler else None
             if jobs is not None:
-                jobs.shutdown(wait=False)
-            app.state.scheduler_running = False
-            if isinstance(db, PostgresEngine):
-                await db.close_connection_pool()
+                jobs.start()
+            app.state.scheduler_running = jobs is not None
+            try:
+                yield
+            finally:
+                if jobs is not None:
+                    jobs.shutdown(wait=False)
+                app.state.scheduler_running = False
 
     return Litestar(
         route_handlers=[health, login, PosController, HqRegistryController],

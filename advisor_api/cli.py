@@ -9,23 +9,15 @@ import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from piccolo.engine.postgres import PostgresEngine
-
-from members.db import engine
+from members.db import connection_pool
 from members.errors import DomainError
 
 log = logging.getLogger("tiantian")
 
 
 async def _with_pool(work: Callable[[], Awaitable[Any]]) -> Any:
-    db = engine()
-    if isinstance(db, PostgresEngine):
-        await db.start_connection_pool(min_size=1, max_size=4)
-    try:
+    async with connection_pool(max_size=4):
         return await work()
-    finally:
-        if isinstance(db, PostgresEngine):
-            await db.close_connection_pool()
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -127,3 +127,17 @@ def param(pg_type: str) -> str:
     """A placeholder whose type PostgreSQL cannot infer from context (a bare value in a
     SELECT list); SQLite takes the value as it comes."""
     return f"{{}}::{pg_type}" if is_postgres() else "{}"
+
+
+@asynccontextmanager
+async def connection_pool(max_size: int = 20) -> AsyncIterator[None]:
+    """Open PostgreSQL's pool for the life of a process (SQLite needs none)."""
+    db = engine()
+    if not isinstance(db, PostgresEngine):
+        yield
+        return
+    await db.start_connection_pool(min_size=1, max_size=max_size)
+    try:
+        yield
+    finally:
+        await db.close_connection_pool()

@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.params import Parameter
+from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from members import registry
 from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
 
-CodePath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
-SkuPath = Annotated[str, Parameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
-Limit = Annotated[int, Parameter(ge=1, le=registry.MAX_PAGE)]
-Offset = Annotated[int, Parameter(ge=0)]
+CodePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
+SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
+Limit = Annotated[int, QueryParameter(ge=1, le=registry.MAX_PAGE)]
+Offset = Annotated[int, QueryParameter(ge=0)]
 
 
 class HqRegistryController(Controller):
@@ -23,7 +23,7 @@ class HqRegistryController(Controller):
     guards = [requires_role("hq")]
 
     @put("/stores/{code:str}", summary="Create or update a store")
-    async def put_store(self, code: CodePath, data: StoreIn) -> StoreOut:
+    async def put_store(self, code: CodePath, data: JSONBody[StoreIn]) -> StoreOut:
         return await registry.put_store(code, data)
 
     @get("/stores/{code:str}")
@@ -32,12 +32,12 @@ class HqRegistryController(Controller):
 
     @get("/stores")
     async def list_stores(
-        self, region: str | None = None, limit: Limit = 100, offset: Offset = 0
+        self, region: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[StoreOut]:
         return await registry.list_stores(region, limit, offset)
 
     @put("/advisors/{code:str}", summary="Create or update an advisor")
-    async def put_advisor(self, code: CodePath, data: AdvisorIn) -> AdvisorOut:
+    async def put_advisor(self, code: CodePath, data: JSONBody[AdvisorIn]) -> AdvisorOut:
         return await registry.put_advisor(code, data)
 
     @get("/advisors/{code:str}")
@@ -46,12 +46,12 @@ class HqRegistryController(Controller):
 
     @get("/advisors")
     async def list_advisors(
-        self, store_code: str | None = None, limit: Limit = 100, offset: Offset = 0
+        self, store_code: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[AdvisorOut]:
         return await registry.list_advisors(store_code, limit, offset)
 
     @put("/products/{sku:str}", summary="Create or update a product")
-    async def put_product(self, sku: SkuPath, data: ProductIn) -> ProductOut:
+    async def put_product(self, sku: SkuPath, data: JSONBody[ProductIn]) -> ProductOut:
         return await registry.put_product(sku, data)
 
     @get("/products/{sku:str}")
@@ -60,6 +60,6 @@ class HqRegistryController(Controller):
 
     @get("/products")
     async def list_products(
-        self, category: str | None = None, limit: Limit = 100, offset: Offset = 0
+        self, category: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[ProductOut]:
         return await registry.list_products(category, limit, offset)

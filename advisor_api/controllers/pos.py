@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter
 
 from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
 from advisor_api.settings import Settings
@@ -55,33 +55,41 @@ class PosController(Controller):
 
     @post("/members", status_code=201, summary="Register a member (a known phone returns them)")
     async def register_member(
-        self, store: StoreRef, data: MemberRegistration
+        self, store: NamedDependency[StoreRef], data: JSONBody[MemberRegistration]
     ) -> Response[MemberRegistered]:
         answer = await services.register_member(store, data)
         return Response(answer, status_code=_status(answer.created))
 
     @get("/members/{phone:str}", summary="Look a member up by phone at the till")
     async def member(
-        self, store: StoreRef, phone: Annotated[str, Parameter(max_length=32)]
+        self, store: NamedDependency[StoreRef], phone: Annotated[str, PathParameter(max_length=32)]
     ) -> PosMemberOut:
         return await services.member_for_till(phone)
 
     @post("/purchases", status_code=201, summary="Record one receipt")
     async def purchase(
-        self, store: StoreRef, rule: PointsRule, data: PurchaseIn
+        self,
+        store: NamedDependency[StoreRef],
+        rule: NamedDependency[PointsRule],
+        data: JSONBody[PurchaseIn],
     ) -> Response[PurchaseOut]:
         created, answer = await services.record_purchase(store, data, rule)
         return Response(answer, status_code=_status(created))
 
     @post("/purchases/batch", status_code=200, summary="Record up to 500 receipts")
     async def purchase_batch(
-        self, store: StoreRef, rule: PointsRule, data: PurchaseBatchIn
+        self,
+        store: NamedDependency[StoreRef],
+        rule: NamedDependency[PointsRule],
+        data: JSONBody[PurchaseBatchIn],
     ) -> PurchaseBatchOut:
         return PurchaseBatchOut(
             results=await services.ingest_purchases(store, data.purchases, rule)
         )
 
     @post("/redemptions", status_code=201, summary="Spend a member's points")
-    async def redeem(self, store: StoreRef, data: RedemptionIn) -> Response[RedemptionOut]:
+    async def redeem(
+        self, store: NamedDependency[StoreRef], data: JSONBody[RedemptionIn]
+    ) -> Response[RedemptionOut]:
         created, answer = await services.redeem_points(store, data)
         return Response(answer, status_code=_status(created))

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotAuthorizedException
+from litestar.params import JSONBody
 from litestar.security.jwt import JWTAuth, Token
 from msgspec import Meta, Struct
 
@@ -33,7 +34,7 @@ class HealthOut(Struct):
 
 
 @post("/auth/login", status_code=200, tags=["Auth"], summary="Sign in with phone and password")
-async def login(request: Request[Any, Any, Any], data: LoginIn) -> LoginOut:
+async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> LoginOut:
     who = await accounts.authenticate(data.phone, data.password)
     if who is None:
         raise NotAuthorizedException("wrong phone or password")
