@@ -74,6 +74,12 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     return problem(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
+    # msgspec gives up on pathologically nested JSON with RecursionError.
+    log.warning("refused a too deeply nested body on %s %s", request.method, request.url.path)
+    return problem(400, "the request body is nested too deeply", title="Invalid request")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
@@ -83,5 +89,6 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DomainError: _domain,
     ValidationException: _validation,
     HTTPException: _http,
+    RecursionError: _too_deep,
     Exception: _unexpected,
 }

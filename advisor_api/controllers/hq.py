@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.params import FromQuery, JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from members import registry
@@ -15,6 +15,7 @@ CodePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Limit = Annotated[int, QueryParameter(ge=1, le=registry.MAX_PAGE)]
 Offset = Annotated[int, QueryParameter(ge=0)]
+Filter = Annotated[str | None, QueryParameter(max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class HqRegistryController(Controller):
@@ -32,7 +33,7 @@ class HqRegistryController(Controller):
 
     @get("/stores")
     async def list_stores(
-        self, region: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
+        self, region: Filter = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[StoreOut]:
         return await registry.list_stores(region, limit, offset)
 
@@ -46,7 +47,7 @@ class HqRegistryController(Controller):
 
     @get("/advisors")
     async def list_advisors(
-        self, store_code: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
+        self, store_code: Filter = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[AdvisorOut]:
         return await registry.list_advisors(store_code, limit, offset)
 
@@ -60,6 +61,6 @@ class HqRegistryController(Controller):
 
     @get("/products")
     async def list_products(
-        self, category: FromQuery[str | None] = None, limit: Limit = 100, offset: Offset = 0
+        self, category: Filter = None, limit: Limit = 100, offset: Offset = 0
     ) -> list[ProductOut]:
         return await registry.list_products(category, limit, offset)
