@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -16,6 +17,7 @@ from piccolo.engine.sqlite import SQLiteEngine, TransactionType
 
 from members.tables import Store
 
+log = logging.getLogger("tiantian.db")
 T = TypeVar("T")
 Row = dict[str, Any]
 
@@ -71,6 +73,7 @@ async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
         except Exception as exc:
             if not _is_retryable(exc) or attempt == RETRIES - 1:
                 raise
+            log.info("transaction retried after %s", type(exc).__name__)
             await asyncio.sleep(0.005 * (attempt + 1))
     raise AssertionError("unreachable")
 

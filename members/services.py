@@ -444,34 +444,36 @@ async def _record_purchases(
     if not new:
         return answers
 
-    # 2. Members: an unknown phone joins at this store, recruited by the receipt's advisor.
-    members = await _members_by_phone({r.phone for r in new})
-    unknown: dict[str, _Receipt] = {}
+    # 2. Members: an unknown phone joins at this store, recruited by the receipt's
+    #    advisor. Every phone is offered for insert first, in phone order, and only then
+    #    are all of them locked, in id order: two batches sharing members then wait for
+    #    each other in one order and cannot deadlock.
+    first_receipt: dict[str, _Receipt] = {}
     for r in sorted(new, key=lambda r: r.purchased_at):
-        if r.phone not in members and r.phone not in unknown:
-            unknown[r.phone] = r
-    if unknown:
-        stamp = clock.now()
-        source, args = rows_source(
-            [
-                ("phone", "text"),
-                ("advisor", "int"),
-                ("joined_at", "timestamptz"),
-                ("joined_on", "date"),
-            ],
-            [(p, r.advisor_id, r.purchased_at, r.purchased_on) for p, r in sorted(unknown.items())],
-        )
-        await fetch(
-            "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by,"
-            " joined_at, joined_on, do_not_contact, points_balance, created_at)"
-            f" SELECT phone, '', {param('int')}, advisor, advisor, joined_at, joined_on, false, 0,"
-            f" {param('timestamptz')} FROM ({source}) AS src WHERE true ORDER BY phone"
-            " ON CONFLICT (phone) DO NOTHING",
-            store.id,
-            stamp,
-            *args,
-        )
-        members.update(await _members_by_phone(set(unknown)))
+        first_receipt.setdefault(r.phone, r)
+    source, args = rows_source(
+        [
+            ("phone", "text"),
+            ("advisor", "int"),
+            ("joined_at", "timestamptz"),
+            ("joined_on", "date"),
+        ],
+        [
+            (p, r.advisor_id, r.purchased_at, r.purchased_on)
+            for p, r in sorted(first_receipt.items())
+        ],
+    )
+    await fetch(
+        "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by,"
+        " joined_at, joined_on, do_not_contact, points_balance, created_at)"
+        f" SELECT phone, '', {param('int')}, advisor, advisor, joined_at, joined_on, false, 0,"
+        f" {param('timestamptz')} FROM ({source}) AS src WHERE true ORDER BY phone"
+        " ON CONFLICT (phone) DO NOTHING",
+        store.id,
+        clock.now(),
+        *args,
+    )
+    members = await _members_by_phone(set(first_receipt))
 
     # 3. Points: one conditional-free UPDATE of every member's cached balance.
     points = {r.receipt_id: rule.points_for(r.eligible_fen) for r in new}

@@ -1,0 +1,388 @@
+"""POS ingest benchmark: receipts per second through ``POST /pos/v1/purchases/batch``
+against a real server on PostgreSQL, beside the ceiling of inserting the same rows
+with plain asyncpg ``executemany``.
+
+    .venv/bin/python bench/ingest.py                    # 50,000 receipts, defaults
+    .venv/bin/python bench/ingest.py --receipts 10000 --concurrency 4
+
+By default it makes two fresh databases next to ``--admin-url`` (one for the
+server, one for the ceiling), migrates both, starts ``tiantian serve`` with one
+worker and no scheduler, loads the receipts in batches of 500, checks every receipt
+was created and the points ledger matches the balances, prints the figures, and
+drops both databases. ``--keep`` leaves them for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import msgspec
+
+REPO = Path(__file__).resolve().parent.parent
+TIANTIAN = REPO / ".venv" / "bin" / "tiantian"
+SKUS = [
+    ("BF1", "formula", 1, 12, True, 35800),
+    ("BF2", "formula", 2, 14, True, 33800),
+    ("BF3", "formula", 3, 16, True, 31800),
+    ("BPB", "probiotic", None, 30, True, 19800),
+    ("BCE", "cereal", None, 20, True, 6800),
+    ("BCA", "care", None, None, False, 5990),
+]
+
+
+@dataclass
+class Receipt:
+    receipt_id: str
+    phone: str
+    advisor: str
+    purchased_at: datetime
+    lines: list[tuple[str, int, int]]  # sku, quantity, fen
+
+    def json(self) -> dict[str, Any]:
+        return {
+            "receipt_id": self.receipt_id,
+            "member_phone": self.phone,
+            "advisor_code": self.advisor,
+            "purchased_at": self.purchased_at.isoformat(),
+            "lines": [
+                {"sku": s, "quantity": q, "amount": f"{f / 100:.2f}"} for s, q, f in self.lines
+            ],
+        }
+
+
+def make_receipts(n: int, advisors: list[str], seed: int = 7) -> list[Receipt]:
+    """Receipts of one store's till: about one member in three is new, the rest repeat."""
+    rng = random.Random(seed)
+    phones = [f"136{i:08d}" for i in range(max(1, n // 3))]
+    start = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+    out = []
+    for i in range(n):
+        lines = []
+        for sku, _cat, _stage, _days, _elig, price in rng.sample(SKUS, rng.choice([1, 1, 2, 3])):
+            qty = rng.choice([1, 1, 2])
+            lines.append((sku, qty, price * qty))
+        out.append(
+            Receipt(
+                f"B{i:08d}",
+                rng.choice(phones),
+                rng.choice(advisors),
+                start + timedelta(seconds=30 * i),
+                lines,
+            )
+        )
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def db_url(admin_url: str, name: str) -> str:
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+async def create_db(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def drop_db(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    finally:
+        await conn.close()
+
+
+def run_cli(url: str, *args: str) -> str:
+    env = {**os.environ, "DATABASE_URL": url}
+    done = subprocess.run(
+        [str(TIANTIAN), *args], env=env, capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
+async def seed_store(url: str) -> tuple[int, list[tuple[int, str]]]:
+    """The bench store, its advisors and the products, written directly: the registry
+    API is not what is being measured."""
+    conn = await asyncpg.connect(url)
+    try:
+        store_id = await conn.fetchval(
+            "INSERT INTO store (code, name, region, timezone) VALUES ('SBENCH', '压测门店', '华南', 'Asia/Shanghai')"
+            " RETURNING id"
+        )
+        advisors = []
+        for i in range(4):
+            code = f"ABENCH{i}"
+            aid = await conn.fetchval(
+                "INSERT INTO advisor (code, store, name, phone, active) VALUES ($1, $2, $3, $4, true)"
+                " RETURNING id",
+                code,
+                store_id,
+                f"顾问{i}",
+                f"1380000{i:04d}",
+            )
+            advisors.append((aid, code))
+        for sku, cat, stage, days, elig, _price in SKUS:
+            await conn.execute(
+                "INSERT INTO product (sku, name, category, stage, days_of_supply, points_eligible)"
+                " VALUES ($1, $1, $2, $3, $4, $5)",
+                sku,
+                cat,
+                stage,
+                days,
+                elig,
+            )
+        return store_id, advisors
+    finally:
+        await conn.close()
+
+
+async def load_over_http(
+    base: str, key: str, receipts: list[Receipt], batch: int, concurrency: int
+) -> float:
+    batches = [receipts[i : i + batch] for i in range(0, len(receipts), batch)]
+    # Encoded before the clock starts: a till builds its JSON on its own machine, and
+    # here the client shares the two cores with the server and PostgreSQL.
+    bodies = [msgspec.json.encode({"purchases": [r.json() for r in b]}) for b in batches]
+    headers = {"X-API-Key": key, "content-type": "application/json"}
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    statuses: dict[str, int] = {}
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            r = await client.post("/pos/v1/purchases/batch", content=body, headers=headers)
+            r.raise_for_status()
+            for result in msgspec.json.decode(r.content)["results"]:
+                statuses[result["status"]] = statuses.get(result["status"], 0) + 1
+
+    async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+        # One small batch first so connection set-up is not timed.
+        warm = await client.get("/health")
+        warm.raise_for_status()
+        started = time.perf_counter()
+        await asyncio.gather(*[worker(client) for _ in range(concurrency)])
+        elapsed = time.perf_counter() - started
+    if statuses != {"created": len(receipts)}:
+        raise SystemExit(f"not every receipt was created: {statuses}")
+    return elapsed
+
+
+async def load_with_executemany(
+    url: str, store_id: int, advisors: list[tuple[int, str]], receipts: list[Receipt], batch: int
+) -> float:
+    """The same rows with plain asyncpg: one transaction per batch, executemany per table."""
+    conn = await asyncpg.connect(url)
+    try:
+        products = {
+            r["sku"]: (r["id"], r["points_eligible"])
+            for r in await conn.fetch("SELECT id, sku, points_eligible FROM product")
+        }
+        advisor_ids = {code: aid for aid, code in advisors}
+        members: dict[str, int] = {}
+        started = time.perf_counter()
+        for start in range(0, len(receipts), batch):
+            chunk = receipts[start : start + batch]
+            async with conn.transaction():
+                new = sorted({r.phone for r in chunk} - members.keys())
+                now = datetime.now(UTC)
+                await conn.executemany(
+                    "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by, joined_at,"
+                    " joined_on, do_not_contact, points_balance, created_at)"
+                    " VALUES ($1, '', $2, $3, $3, $4, $5, false, 0, $6) ON CONFLICT (phone) DO NOTHING",
+                    [
+                        (p, store_id, advisor_ids[chunk[0].advisor], now, now.date(), now)
+                        for p in new
+                    ],
+                )
+                for row in await conn.fetch(
+                    "SELECT id, phone FROM member WHERE phone = ANY($1::text[])", new
+                ):
+                    members[row["phone"]] = row["id"]
+                ids = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        "SELECT nextval('purchase_id_seq') AS id FROM generate_series(1, $1)",
+                        len(chunk),
+                    )
+                ]
+                purchases, lines, ledger, deltas = [], [], [], {}
+                for pid, r in zip(ids, chunk, strict=True):
+                    eligible = sum(f for s, _, f in r.lines if products[s][1])
+                    points = eligible // 100
+                    mid = members[r.phone]
+                    deltas[mid] = deltas.get(mid, 0) + points
+                    digest = hashlib.sha256(r.receipt_id.encode()).hexdigest()
+                    purchases.append(
+                        (
+                            pid,
+                            store_id,
+                            r.receipt_id,
+                            mid,
+                            advisor_ids[r.advisor],
+                            r.purchased_at,
+                            r.purchased_at.date(),
+                            sum(f for _, _, f in r.lines),
+                            eligible,
+                            points,
+                            points,
+                            digest,
+                            now,
+                        )
+                    )
+                    lines += [
+                        (pid, i + 1, products[s][0], q, f) for i, (s, q, f) in enumerate(r.lines)
+                    ]
+                    if points:
+                        ledger.append(
+                            (mid, store_id, points, pid, r.purchased_at, r.purchased_at.date(), now)
+                        )
+                await conn.executemany(
+                    "INSERT INTO purchase (id, store, receipt_id, member, advisor, purchased_at, purchased_on,"
+                    " total_fen, eligible_fen, points_earned, points_balance_after, request_hash, created_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    purchases,
+                )
+                await conn.executemany(
+                    "INSERT INTO purchase_line (purchase, line_no, product, quantity, amount_fen)"
+                    " VALUES ($1, $2, $3, $4, $5)",
+                    lines,
+                )
+                await conn.executemany(
+                    "INSERT INTO points_ledger (member, store, kind, points, purchase, occurred_at, occurred_on,"
+                    " created_at) VALUES ($1, $2, 'earn', $3, $4, $5, $6, $7)",
+                    ledger,
+                )
+                await conn.executemany(
+                    "UPDATE member SET points_balance = points_balance + $2 WHERE id = $1",
+                    sorted(deltas.items()),
+                )
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def check_ledger(url: str, expected_purchases: int) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        purchases = await conn.fetchval("SELECT COUNT(*) FROM purchase")
+        balance = await conn.fetchval("SELECT COALESCE(SUM(points_balance), 0) FROM member")
+        ledger = await conn.fetchval("SELECT COALESCE(SUM(points), 0) FROM points_ledger")
+    finally:
+        await conn.close()
+    if purchases != expected_purchases or balance != ledger:
+        raise SystemExit(
+            f"inconsistent: {purchases} purchases, balances {balance}, ledger {ledger}"
+        )
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--receipts", type=int, default=50_000)
+    p.add_argument("--batch", type=int, default=500)
+    p.add_argument("--concurrency", type=int, default=2, help="batches in flight at once")
+    p.add_argument(
+        "--admin-url",
+        default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
+    )
+    p.add_argument("--keep", action="store_true", help="keep the two databases")
+    args = p.parse_args()
+
+    tag = uuid.uuid4().hex[:8]
+    served, ceiling = f"tiantian_bench_http_{tag}", f"tiantian_bench_ceiling_{tag}"
+    receipts_http = make_receipts(args.receipts, [f"ABENCH{i}" for i in range(4)])
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        for name in (served, ceiling):
+            await create_db(args.admin_url, name)
+            run_cli(db_url(args.admin_url, name), "migrate")
+        store_id, advisors = await seed_store(db_url(args.admin_url, served))
+        await seed_store(db_url(args.admin_url, ceiling))
+        key = run_cli(
+            db_url(args.admin_url, served), "pos-key", "create", "--store", "SBENCH"
+        ).split()[-1]
+
+        port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url(args.admin_url, served),
+            "TIANTIAN_NOW": "2026-12-31T00:00:00+08:00",
+        }
+        server = subprocess.Popen(
+            [str(TIANTIAN), "serve", "--no-scheduler", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the server did not start")
+
+        http_s = await load_over_http(base, key, receipts_http, args.batch, args.concurrency)
+        await check_ledger(db_url(args.admin_url, served), args.receipts)
+        ceiling_s = await load_with_executemany(
+            db_url(args.admin_url, ceiling), store_id, advisors, receipts_http, args.batch
+        )
+        await check_ledger(db_url(args.admin_url, ceiling), args.receipts)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if not args.keep:
+            for name in (served, ceiling):
+                await drop_db(args.admin_url, name)
+
+    http_rate, ceiling_rate = args.receipts / http_s, args.receipts / ceiling_s
+    lines = sum(len(r.lines) for r in receipts_http)
+    print(
+        f"receipts: {args.receipts:,} ({lines:,} lines) in batches of {args.batch}, "
+        f"{args.concurrency} in flight, one server worker, {os.cpu_count()} cores"
+    )
+    print(f"http batch endpoint:   {http_rate:8,.0f} receipts/s  ({http_s:.1f} s)")
+    print(
+        f"asyncpg executemany:   {ceiling_rate:8,.0f} receipts/s  ({ceiling_s:.1f} s)  <- ceiling"
+    )
+    print(f"ratio:                 {http_rate / ceiling_rate:8.0%} of the ceiling")
+    target = http_rate >= 2000 and http_rate / ceiling_rate >= 0.25
+    print(f"target (>= 2,000/s and >= 25% of the ceiling): {'met' if target else 'NOT met'}")
+    if not target:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
