@@ -409,10 +409,12 @@ async def ingest_purchases(
     return [r for r in results if r is not None]
 
 
+REUSED_RECEIPT = FieldError("receipt_id", "already used for a different receipt")
+
+
 def _reused_receipt(receipt_id: str) -> Conflict:
     return Conflict(
-        f"receipt_id {receipt_id} was already used for a different receipt",
-        [FieldError("receipt_id", "already used for a different receipt")],
+        f"receipt_id {receipt_id} was already used for a different receipt", [REUSED_RECEIPT]
     )
 
 
@@ -620,7 +622,7 @@ async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[
     (result,) = await ingest_purchases(store, [raw], rule)
     if result.status == "rejected":
         errors = result.errors or []
-        if errors and errors[0].field == "receipt_id" and "already used" in errors[0].message:
+        if errors == [REUSED_RECEIPT]:
             raise Conflict(result.error or "conflict", errors)
         raise InvalidInput(result.error or "invalid receipt", errors)
     assert result.purchase_id is not None
