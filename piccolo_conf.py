@@ -51,5 +51,6 @@ DB = engine_from_url(os.environ.get("DATABASE_URL"))
 APP_REGISTRY = AppRegistry(
     apps=[
         "members.piccolo_app",
+        "tasks.piccolo_app",
     ]
 )

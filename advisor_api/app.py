@@ -12,13 +12,16 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
+from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
+from advisor_api.controllers.hq_tasks import HqPlaybookController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
 from advisor_api.scheduler import build_scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
+from advisor_api.wiring import wire_domains
 from members.db import connection_pool
 
 log = logging.getLogger("tiantian")
@@ -28,6 +31,7 @@ POOL_MAX_SIZE = 20
 
 def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> Litestar:
     settings = settings or Settings.from_env()
+    wire_domains()
     jwt_auth = build_jwt_auth(settings)
 
     @asynccontextmanager
@@ -45,7 +49,14 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> L
                 app.state.scheduler_running = False
 
     return Litestar(
-        route_handlers=[health, login, PosController, HqRegistryController],
+        route_handlers=[
+            health,
+            login,
+            PosController,
+            HqRegistryController,
+            HqPlaybookController,
+            AdvisorController,
+        ],
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers=EXCEPTION_HANDLERS,

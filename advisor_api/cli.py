@@ -138,6 +138,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
+    from advisor_api.wiring import wire_domains
+
+    wire_domains()
     args.func(args)
 
 

@@ -8,7 +8,7 @@ replays of history); logins and tokens keep the real clock and do not call this.
 from __future__ import annotations
 
 import os
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -62,3 +62,9 @@ def as_instant(value: datetime, tz: tzinfo) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:
         raise ValueError("is out of range") from None
+
+
+def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC instants a store-local calendar day starts and ends at."""
+    start = datetime.combine(day, time.min, tzinfo=tz)
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)

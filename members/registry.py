@@ -7,9 +7,10 @@ from typing import Any
 from piccolo.columns import Column
 from piccolo.table import Table
 
-from members import clock
+from members import clock, events
 from members.db import in_write_transaction
 from members.errors import InvalidInput, NotFound
+from members.events import AdvisorLeft
 from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
 from members.services import phone_or_error
 from members.tables import Advisor, Product, Store
@@ -103,6 +104,8 @@ _ADVISOR_COLUMNS = (
 
 
 async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
+    """Create or update an advisor. One who is deactivated, or moves to another store,
+    hands their members and open tasks on in the same transaction."""
     phone = phone_or_error(data.phone, "phone")
     store = await Store.select(Store.id).where(Store.code == data.store_code).first()
     if store is None:
@@ -112,9 +115,28 @@ async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
         Advisor.phone: phone,
         Advisor.store: store["id"],
         Advisor.active: data.active,
+        Advisor.updated_at: clock.now(),
     }
 
-    await _upsert(Advisor, Advisor.code, code, values)
+    async def work() -> None:
+        before = (
+            await Advisor.select(Advisor.id, Advisor.store, Advisor.active)
+            .where(Advisor.code == code)
+            .first()
+        )
+        await Advisor.insert(Advisor({**values, Advisor.code: code})).on_conflict(
+            target=Advisor.code, action="DO UPDATE", values=list(values)
+        )
+        if (
+            before is not None
+            and before["active"]
+            and (not data.active or before["store"] != store["id"])
+        ):
+            await events.advisors_left(
+                [AdvisorLeft(advisor_id=before["id"], store_id=store["id"], active=data.active)]
+            )
+
+    await in_write_transaction(work)
     return await get_advisor(code)
 
 

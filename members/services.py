@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
-from members import clock
+from members import clock, events
 from members.db import (
     LostRace,
     fetch,
@@ -25,6 +25,7 @@ from members.db import (
     rows_source,
 )
 from members.errors import Conflict, FieldError, InvalidInput, NotFound, msgspec_field_error
+from members.events import MemberJoined, PurchaseRecorded
 from members.phones import InvalidPhone, normalise_phone
 from members.schemas import (
     BabyOut,
@@ -179,7 +180,7 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
     member unchanged: the chain has one member per phone and credits one recruit."""
     phone = phone_or_error(data.phone, "phone")
     joined_at = event_instant(data.registered_at or clock.now(), store, "registered_at")
-    today = clock.local_date(joined_at, store.tz)
+    today = joined_on = clock.local_date(joined_at, store.tz)
     for i, baby in enumerate(data.babies):
         if baby.birth_date is None and baby.due_date is None:
             raise InvalidInput.on(f"babies[{i}]", "give birth_date, or due_date before birth")
@@ -207,7 +208,7 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
             advisor_id,
             advisor_id,
             joined_at,
-            clock.local_date(joined_at, store.tz),
+            joined_on,
             data.do_not_contact,
             clock.now(),
         )
@@ -217,6 +218,9 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
                 raise LostRace()
             return MemberRegistered(member_id=existing["id"], created=False)
         member_id = int(inserted[0]["id"])
+        await events.members_joined(
+            [MemberJoined(member_id, store.id, joined_on, data.do_not_contact)]
+        )
         if data.babies:
             await Baby.insert(
                 *[
@@ -254,11 +258,18 @@ async def member_for_till(phone_text: str) -> PosMemberOut:
 
 
 async def babies_of(member_id: int, today: date) -> list[BabyOut]:
-    rows = await Baby.select().where(Baby.member == member_id).order_by(Baby.id)
-    out = []
+    return (await babies_of_members([member_id], today)).get(member_id, [])
+
+
+async def babies_of_members(member_ids: Sequence[int], today: date) -> dict[int, list[BabyOut]]:
+    """Babies of many members at once, with their age in months and formula stage."""
+    if not member_ids:
+        return {}
+    rows = await Baby.select().where(Baby.member.is_in(list(member_ids))).order_by(Baby.id)
+    out: dict[int, list[BabyOut]] = defaultdict(list)
     for b in rows:
         months = age_in_months(b["birth_date"], today) if b["birth_date"] else None
-        out.append(
+        out[b["member"]].append(
             BabyOut(
                 baby_id=b["id"],
                 name=b["name"],
@@ -465,34 +476,44 @@ async def _record_purchases(
             for p, r in sorted(first_receipt.items())
         ],
     )
-    await fetch(
+    joined = await fetch(
         "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by,"
         " joined_at, joined_on, do_not_contact, points_balance, created_at)"
         f" SELECT phone, '', {param('int')}, advisor, advisor, joined_at, joined_on, false, 0,"
         f" {param('timestamptz')} FROM ({source}) AS src WHERE true ORDER BY phone"
-        " ON CONFLICT (phone) DO NOTHING",
+        " ON CONFLICT (phone) DO NOTHING RETURNING id, phone",
         store.id,
         clock.now(),
         *args,
     )
     members = await _members_by_phone(set(first_receipt))
 
-    # 3. Points: one conditional-free UPDATE of every member's cached balance.
+    # 3. Points and the latest purchase: one UPDATE over every member of the batch.
     points = {r.receipt_id: rule.points_for(r.eligible_fen) for r in new}
     delta: dict[int, int] = defaultdict(int)
+    latest: dict[int, _Receipt] = {}
     for r in new:
-        delta[members[r.phone]["id"]] += points[r.receipt_id]
-    balances = {m["id"]: m["points_balance"] for m in members.values()}
-    earning = sorted((mid, d) for mid, d in delta.items() if d > 0)
-    if earning:
-        source, args = rows_source([("member_id", "bigint"), ("delta", "int")], earning)
+        mid = members[r.phone]["id"]
+        delta[mid] += points[r.receipt_id]
+        if mid not in latest or latest[mid].purchased_at < r.purchased_at:
+            latest[mid] = r
+    source, args = rows_source(
+        [("member_id", "bigint"), ("delta", "int"), ("at", "timestamptz"), ("on_day", "date")],
+        [(mid, delta[mid], r.purchased_at, r.purchased_on) for mid, r in sorted(latest.items())],
+    )
+    balances = {
+        row["id"]: row["points_balance"]
         for row in await fetch(
-            f"UPDATE member SET points_balance = member.points_balance + d.delta"
+            "UPDATE member SET points_balance = member.points_balance + d.delta,"
+            " last_purchased_at = CASE WHEN member.last_purchased_at IS NULL"
+            " OR member.last_purchased_at < d.at THEN d.at ELSE member.last_purchased_at END,"
+            " last_purchase_on = CASE WHEN member.last_purchased_at IS NULL"
+            " OR member.last_purchased_at < d.at THEN d.on_day ELSE member.last_purchase_on END"
             f" FROM ({source}) AS d WHERE member.id = d.member_id"
             " RETURNING member.id, member.points_balance",
             *args,
-        ):
-            balances[row["id"]] = row["points_balance"]
+        )
+    }
     # Walk each member's receipts backwards from the final balance to get the
     # balance right after each one: the answer a replay of that receipt gets.
     balance_after: dict[str, int] = {}
@@ -505,6 +526,12 @@ async def _record_purchases(
     # 4. Claim the receipt ids. A concurrent writer that claimed one first means
     #    this whole event is replayed, and step 1 then answers it as a duplicate.
     stamp = clock.now()
+    credited = {
+        r.receipt_id: r.advisor_id
+        if r.advisor_id is not None
+        else members[r.phone]["owning_advisor"]
+        for r in new
+    }
     source, args = rows_source(
         [
             ("receipt_id", "text"),
@@ -522,7 +549,7 @@ async def _record_purchases(
             (
                 r.receipt_id,
                 members[r.phone]["id"],
-                r.advisor_id if r.advisor_id is not None else members[r.phone]["owning_advisor"],
+                credited[r.receipt_id],
                 r.purchased_at,
                 r.purchased_on,
                 sum(fen for _, _, fen in r.lines),
@@ -602,6 +629,28 @@ async def _record_purchases(
             stamp,
             *args,
         )
+    await events.members_joined(
+        [
+            MemberJoined(row["id"], store.id, first_receipt[row["phone"]].purchased_on, False)
+            for row in joined
+        ]
+    )
+    await events.purchases_recorded(
+        [
+            PurchaseRecorded(
+                purchase_id=purchase_ids[r.receipt_id],
+                member_id=members[r.phone]["id"],
+                store_id=store.id,
+                advisor_id=credited[r.receipt_id],
+                purchased_at=r.purchased_at,
+                purchased_on=r.purchased_on,
+                lines=tuple(
+                    (pid, qty) for pid, (_, qty, _) in zip(r.product_ids, r.lines, strict=True)
+                ),
+            )
+            for r in new
+        ]
+    )
     return answers
 
 

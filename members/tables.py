@@ -76,6 +76,10 @@ class Member(Table, tablename="member"):
     # A cache of SUM(points_ledger.points) kept in the ledger's own transaction, so
     # that "never below zero" is one atomic conditional UPDATE.
     points_balance = Integer(default=0)
+    # The latest purchase, kept with the purchase: the daily run finds members gone
+    # quiet by this without scanning purchases.
+    last_purchased_at = Timestamptz(null=True, default=None)
+    last_purchase_on = Date(null=True, default=None, index=True)
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -83,7 +87,7 @@ class Baby(Table, tablename="baby"):
     id = BigSerial(primary_key=True)
     member = ForeignKey(Member, on_delete=OnDelete.cascade, null=False, index=True)
     name = Varchar(length=64, default="")
-    birth_date = Date(null=True, default=None)
+    birth_date = Date(null=True, default=None, index=True)
     due_date = Date(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 

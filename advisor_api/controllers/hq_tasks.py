@@ -1,0 +1,59 @@
+"""``/hq/v1``: the playbook and campaigns."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Controller, get, post, put
+from litestar.params import JSONBody
+
+from advisor_api.security import requires_role
+from tasks import services
+from tasks.schemas import CampaignIn, CampaignOut, PlaybookIO, RuleIO
+
+
+def _playbook(rules: dict[str, services.Rule]) -> PlaybookIO:
+    return PlaybookIO(
+        rules=[
+            RuleIO(
+                kind=r.kind,
+                enabled=r.enabled,
+                due_offset_days=r.due_offset_days,
+                expire_offset_days=r.expire_offset_days,
+                priority=r.priority,
+                script=r.script,
+                params=r.params,
+            )
+            for r in rules.values()
+        ]
+    )
+
+
+class HqPlaybookController(Controller):
+    path = "/hq/v1"
+    tags = ["HQ"]
+    guards = [requires_role("hq")]
+
+    @get("/playbook", summary="The playbook: which events make which follow-ups")
+    async def get_playbook(self) -> PlaybookIO:
+        return _playbook(await services.load_rules())
+
+    @put("/playbook", summary="Change rules; kinds not listed stay as they are")
+    async def put_playbook(self, data: JSONBody[PlaybookIO]) -> PlaybookIO:
+        await services.save_rules([services.Rule(**msgspec.structs.asdict(r)) for r in data.rules])
+        return _playbook(await services.load_rules())
+
+    @post("/campaigns", status_code=201, summary="A seasonal campaign over a segment")
+    async def create_campaign(self, data: JSONBody[CampaignIn]) -> CampaignOut:
+        segment = msgspec.to_builtins(data.segment)
+        campaign_id, made = await services.create_campaign(
+            data.name, data.starts_on, data.ends_on, segment, data.script
+        )
+        return CampaignOut(
+            campaign_id=campaign_id,
+            name=data.name,
+            starts_on=data.starts_on,
+            ends_on=data.ends_on,
+            segment=data.segment,
+            script=data.script,
+            tasks_created=made,
+        )

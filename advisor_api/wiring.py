@@ -1,0 +1,14 @@
+"""Which domain listens to which: the one place the domains are joined up."""
+
+from __future__ import annotations
+
+from members import events
+from tasks import services as tasks
+
+
+def wire_domains() -> None:
+    events.listen(
+        on_purchases=tasks.on_purchases,
+        on_members=tasks.on_members_joined,
+        on_advisor_left=tasks.on_advisor_left,
+    )

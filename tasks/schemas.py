@@ -1,0 +1,89 @@
+"""The advisor's daily list, the playbook and campaigns as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct
+
+from members.schemas import BabyOut
+
+
+class TodayCounts(Struct):
+    due: int
+    overdue: int
+    done_today: int
+
+
+class CardMember(Struct):
+    member_id: int
+    name: str
+    phone: str
+    babies: list[BabyOut]
+    points_balance: int
+    last_purchase_at: datetime | None
+
+
+class CardTask(Struct):
+    task_id: int
+    kind: str
+    reason: str
+    script: str
+    due_date: date
+    expires_on: date
+    overdue: bool
+    priority: int
+
+
+class Card(Struct):
+    member: CardMember
+    tasks: list[CardTask]
+
+
+class TodayOut(Struct):
+    date: date
+    counts: TodayCounts
+    cards: list[Card]
+
+
+class RuleIO(Struct):
+    kind: str
+    enabled: bool
+    due_offset_days: Annotated[int, Meta(ge=-366, le=366)]
+    expire_offset_days: Annotated[int, Meta(ge=-366, le=366)]
+    priority: int
+    script: Annotated[str, Meta(max_length=1000)]
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class PlaybookIO(Struct):
+    rules: list[RuleIO]
+
+
+class Segment(Struct, forbid_unknown_fields=True):
+    region: Annotated[str, Meta(min_length=1, max_length=50)] | None = None
+    store_codes: Annotated[list[str], Meta(max_length=25_000)] | None = None
+    baby_age_months: (
+        Annotated[list[Annotated[int, Meta(ge=0, le=72)]], Meta(min_length=2, max_length=2)] | None
+    ) = None
+    last_purchase_category: Annotated[str, Meta(min_length=1, max_length=32)] | None = None
+
+
+class CampaignIn(Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    starts_on: date
+    ends_on: date
+    segment: Segment
+    script: Annotated[str, Meta(min_length=1, max_length=1000, pattern=r"^[^\x00\x7f]*$")]
+
+
+class CampaignOut(Struct):
+    campaign_id: int
+    name: str
+    starts_on: date
+    ends_on: date
+    segment: Segment
+    script: str
+    tasks_created: int

@@ -1,0 +1,87 @@
+"""The playbook (which events make which follow-ups), the follow-up tasks advisors
+owe members, the history of each task's status, and HQ's campaigns."""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigSerial,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Serial,
+    SmallInt,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.base import OnDelete
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from members.tables import Advisor, Member, Store
+
+
+class PlaybookRule(Table, tablename="playbook_rule"):
+    """One kind of follow-up. Offsets count days from the kind's anchor: the purchase
+    day, the run-out day, the stage boundary, the last purchase, the birthday of a
+    month, the registration day, or a campaign's start."""
+
+    id = Serial(primary_key=True)
+    kind = Varchar(length=32, unique=True)
+    enabled = Boolean(default=True)
+    due_offset_days = Integer()
+    expire_offset_days = Integer()
+    priority = SmallInt(default=5)  # 1 most urgent
+    script = Text()
+    # Kind-specific settings: milestone ages, the days of silence before reactivate.
+    params = JSON(default="{}")
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class Campaign(Table, tablename="campaign"):
+    id = Serial(primary_key=True)
+    name = Varchar(length=100)
+    starts_on = Date()
+    ends_on = Date()
+    script = Text()
+    segment = JSON(default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Task(Table, tablename="task"):
+    id = BigSerial(primary_key=True)
+    kind = Varchar(length=32)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False, index=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    assignee = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
+    # What the follow-up is about within its kind: the category running out, the
+    # stage to move to, the month of age; part of the dedupe key.
+    topic = Varchar(length=32, default="")
+    reason = Varchar(length=200)
+    script = Text()
+    anchor_on = Date()
+    due_on = Date()
+    expires_on = Date()
+    priority = SmallInt(default=5)
+    status = Varchar(length=16, default="open")  # open | done | expired | cancelled
+    status_reason = Varchar(length=32, null=True, default=None)
+    # What made it, e.g. "purchase:123", "baby:45", "campaign:3".
+    cause = Varchar(length=64)
+    # kind + member + anchor: the same event or a rerun never makes a second task.
+    dedupe_key = Varchar(length=128, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class TaskEvent(Table, tablename="task_event"):
+    """Append-only history of a task's status and assignee."""
+
+    id = BigSerial(primary_key=True)
+    task = ForeignKey(Task, on_delete=OnDelete.cascade, null=False, index=True)
+    from_status = Varchar(length=16, null=True, default=None)
+    to_status = Varchar(length=16)
+    reason = Varchar(length=32, null=True, default=None)
+    assignee = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
+    at = Timestamptz()
