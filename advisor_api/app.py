@@ -18,7 +18,7 @@ from advisor_api.controllers.hq_tasks import HqPlaybookController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
-from advisor_api.scheduler import build_scheduler
+from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
 from advisor_api.wiring import wire_domains
@@ -37,16 +37,15 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> L
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with connection_pool(POOL_MAX_SIZE):
-            jobs = build_scheduler() if scheduler else None
+            jobs = Scheduler() if scheduler else None
+            app.state.scheduler = jobs
             if jobs is not None:
-                jobs.start()
-            app.state.scheduler_running = jobs is not None
+                await jobs.start()
             try:
                 yield
             finally:
                 if jobs is not None:
-                    jobs.shutdown(wait=False)
-                app.state.scheduler_running = False
+                    await jobs.stop()
 
     return Litestar(
         route_handlers=[
@@ -65,7 +64,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> L
                 "settings": settings,
                 "jwt_auth": jwt_auth,
                 "pos_keys": PosKeys(settings.pos_key_cache_seconds),
-                "scheduler_running": False,
+                "scheduler": None,
             }
         ),
         openapi_config=OpenAPIConfig(

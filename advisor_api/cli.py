@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import date
 from typing import Any
 
 from members.db import connection_pool
@@ -86,14 +87,36 @@ def cmd_pos_key_create(args: argparse.Namespace) -> None:
 
 
 async def _scheduler_forever() -> None:
-    from advisor_api.scheduler import build_scheduler
+    from advisor_api.scheduler import Scheduler
 
-    jobs = build_scheduler()
-    jobs.start()
+    jobs = Scheduler()
+    await jobs.start()
     try:
         await asyncio.Event().wait()
     finally:
-        jobs.shutdown(wait=False)
+        await jobs.stop()
+
+
+DEFAULT_DAY = "each zone's own today"
+
+
+def cmd_run_daily(args: argparse.Namespace) -> None:
+    import time
+
+    from tasks.services import run_daily
+
+    started = time.perf_counter()
+    report = _run(_with_pool(lambda: run_daily(args.date)))
+    elapsed = time.perf_counter() - started
+    kinds = sorted(set(report.created) | set(report.expired) | set(report.superseded))
+    print(f"daily run for {args.date or DEFAULT_DAY}")
+    print(f"{'kind':<12} {'created':>8} {'superseded':>10} {'expired':>8}")
+    for kind in kinds:
+        print(
+            f"{kind:<12} {report.created.get(kind, 0):>8} {report.superseded.get(kind, 0):>10}"
+            f" {report.expired.get(kind, 0):>8}"
+        )
+    print(f"elapsed {elapsed:.2f} s")
 
 
 def cmd_scheduler(_: argparse.Namespace) -> None:
@@ -116,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_seed_demo
     )
     sub.add_parser("scheduler", help="run the scheduler alone").set_defaults(func=cmd_scheduler)
+    daily = sub.add_parser("run-daily", help="the daily job: make tasks, expire lapsed ones")
+    daily.add_argument("--date", type=date.fromisoformat, help="store-local date (default today)")
+    daily.set_defaults(func=cmd_run_daily)
 
     user = sub.add_parser("user", help="logins").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a login")

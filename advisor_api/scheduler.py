@@ -1,15 +1,113 @@
 """The scheduler: APScheduler 3 in the API's event loop, or on its own with
-``tiantian scheduler`` when API workers run ``--no-scheduler``."""
+``tiantian scheduler`` when API workers run ``--no-scheduler``.
+
+With several workers or hosts every one runs a scheduler, and exactly one acts: on
+PostgreSQL the one holding a session advisory lock on a connection of its own; the
+others stand by and try again each minute, taking over when the holder dies (its
+connection, and so its lock, goes with it). SQLite is one machine's database: its
+one scheduler always acts. The jobs are idempotent anyway.
+"""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from piccolo.engine.postgres import PostgresEngine
+
+from members.db import engine, fetch
+from tasks import services as tasks
+
+log = logging.getLogger("tiantian.scheduler")
+
+LEASE_KEY = 0x7469616E  # "tian": the advisory lock every Tiantian scheduler competes for
+DAILY_AT = {"hour": 0, "minute": 5}  # shortly after each zone's midnight
 
 
-def build_scheduler() -> AsyncIOScheduler:
-    # Jobs join here as the domains grow them (the daily task run, push dispatch).
-    # coalesce: a job missed while the process was down runs once, not once per miss.
-    return AsyncIOScheduler(
-        timezone="UTC",
-        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 300},
-    )
+class Leadership:
+    """Whether this process's scheduler is the one that acts."""
+
+    def __init__(self) -> None:
+        db = engine()
+        self._dsn: str | None = db.config.get("dsn") if isinstance(db, PostgresEngine) else None
+        self._conn: Any = None
+        self.leader = self._dsn is None
+
+    async def check(self) -> bool:
+        if self._dsn is None:
+            return True
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await asyncpg.connect(self._dsn)
+                self.leader = False
+            if not self.leader:
+                self.leader = bool(
+                    await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_KEY)
+                )
+                if self.leader:
+                    log.info("this scheduler holds the lease and acts")
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("scheduler lease unavailable: %s", exc)
+            self.leader = False
+            self._conn = None
+        return self.leader
+
+    async def release(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+        self._conn = None
+        self.leader = self._dsn is None
+
+
+class Scheduler:
+    def __init__(self) -> None:
+        self.jobs = AsyncIOScheduler(
+            timezone="UTC",
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
+        )
+        self.leadership = Leadership()
+
+    @property
+    def state(self) -> str:
+        if not self.jobs.running:
+            return "off"
+        return "running" if self.leadership.leader else "standby"
+
+    async def start(self) -> None:
+        self.jobs.add_job(self._sync_zones, IntervalTrigger(minutes=1), id="zones")
+        self.jobs.start()
+        await self._sync_zones()
+
+    async def stop(self) -> None:
+        if self.jobs.running:
+            self.jobs.shutdown(wait=False)
+        await self.leadership.release()
+
+    async def _sync_zones(self) -> None:
+        """Take or keep the lease, and keep one daily job per time zone with stores."""
+        await self.leadership.check()
+        zones = {row["timezone"] for row in await fetch("SELECT DISTINCT timezone FROM store")}
+        for zone in zones:
+            job_id = f"daily:{zone}"
+            if self.jobs.get_job(job_id) is None:
+                self.jobs.add_job(
+                    self._daily,
+                    CronTrigger(timezone=zone, **DAILY_AT),
+                    id=job_id,
+                    args=[zone],
+                )
+
+    async def _daily(self, zone: str) -> None:
+        if not await self.leadership.check():
+            return
+        report = await tasks.run_daily(timezones=[zone])
+        log.info(
+            "daily run for %s: created %s, expired %s",
+            zone,
+            dict(report.created),
+            dict(report.expired),
+        )

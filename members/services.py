@@ -180,7 +180,8 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
     member unchanged: the chain has one member per phone and credits one recruit."""
     phone = phone_or_error(data.phone, "phone")
     joined_at = event_instant(data.registered_at or clock.now(), store, "registered_at")
-    today = joined_on = clock.local_date(joined_at, store.tz)
+    joined_on = clock.local_date(joined_at, store.tz)
+    today = clock.today(store.tz)
     for i, baby in enumerate(data.babies):
         if baby.birth_date is None and baby.due_date is None:
             raise InvalidInput.on(f"babies[{i}]", "give birth_date, or due_date before birth")

@@ -50,7 +50,8 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> Log
 
 @get("/health", tags=["Health"], summary="Liveness and database reachability")
 async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
-    scheduler = "running" if getattr(request.app.state, "scheduler_running", False) else "off"
+    jobs = request.app.state.get("scheduler")
+    scheduler = jobs.state if jobs is not None else "off"
     try:
         await fetch("SELECT 1 AS ok")
     except Exception:  # any failure to reach the database is the answer itself
