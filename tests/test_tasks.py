@@ -83,8 +83,8 @@ def kinds_for(body: dict[str, Any], phone: str) -> list[str]:
 
 async def task_statuses(phone: str) -> dict[str, tuple[str, str | None]]:
     rows = await fetch(
-        "SELECT t.kind, t.status, t.status_reason, t.due_on FROM task t JOIN member m ON m.id = t.member"
-        " WHERE m.phone = {} ORDER BY t.id",
+        "SELECT t.kind, t.status, t.status_reason, t.due_on FROM task t"
+        " JOIN member m ON m.id = t.member WHERE m.phone = {} ORDER BY t.id",
         phone,
     )
     return {f"{r['kind']}@{r['due_on']}": (r["status"], r["status_reason"]) for r in rows}
@@ -355,8 +355,8 @@ async def test_a_member_without_advisor_goes_to_the_least_loaded_advisor(
     orphan = unique_phone()
     await client.post("/pos/v1/members", json={"phone": orphan}, headers=shop.pos)
     rows = await fetch(
-        "SELECT a.code FROM task t JOIN member m ON m.id = t.member JOIN advisor a ON a.id = t.assignee"
-        " WHERE m.phone = {}",
+        "SELECT a.code FROM task t JOIN member m ON m.id = t.member"
+        " JOIN advisor a ON a.id = t.assignee WHERE m.phone = {}",
         orphan,
     )
     assert [r["code"] for r in rows] == [shop.advisors[1]]
