@@ -34,6 +34,7 @@ import httpx
 import msgspec
 
 REPO = Path(__file__).resolve().parent.parent
+BENCH_NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TIANTIAN = REPO / ".venv" / "bin" / "tiantian"
 SKUS = [
     ("BF1", "formula", 1, 12, True, 35800),
@@ -69,7 +70,9 @@ def make_receipts(n: int, advisors: list[str], seed: int = 7) -> list[Receipt]:
     """Receipts of one store's till: about one member in three is new, the rest repeat."""
     rng = random.Random(seed)
     phones = [f"136{i:08d}" for i in range(max(1, n // 3))]
-    start = datetime(2026, 11, 1, 1, 0, tzinfo=UTC)
+    # Receipts run up to the server's clock, so that each makes the follow-ups a
+    # fresh purchase makes (followup_3d, replenish) and the bench pays for them.
+    start = BENCH_NOW - timedelta(seconds=30 * n)
     out = []
     for i in range(n):
         lines = []
@@ -194,8 +197,42 @@ async def load_over_http(
     return elapsed
 
 
+TASK_COLUMNS = (
+    "kind, store, assignee, topic, reason, script, anchor_on, due_on, expires_on, priority,"
+    " status, status_reason, cause, dedupe_key, created_at, updated_at"
+)
+
+
+async def served_tasks(url: str, receipts: list[Receipt], batch: int) -> dict[int, list[Any]]:
+    """The follow-ups the server made, by the batch of the receipt (or registration)
+    that caused them: the ceiling writes the same task rows in the same transactions."""
+    position = {r.receipt_id: i for i, r in enumerate(receipts)}
+    first_seen: dict[str, int] = {}
+    for i, r in enumerate(receipts):
+        first_seen.setdefault(r.phone, i)
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT m.phone, p.receipt_id, {', '.join('t.' + c.strip() for c in TASK_COLUMNS.split(','))}"
+            " FROM task t JOIN member m ON m.id = t.member"
+            " LEFT JOIN purchase p ON t.cause = 'purchase:' || p.id"
+        )
+    finally:
+        await conn.close()
+    by_batch: dict[int, list[Any]] = {}
+    for row in rows:
+        at = position[row["receipt_id"]] if row["receipt_id"] else first_seen[row["phone"]]
+        by_batch.setdefault(at // batch, []).append(tuple(row.values()))
+    return by_batch
+
+
 async def load_with_executemany(
-    url: str, store_id: int, advisors: list[tuple[int, str]], receipts: list[Receipt], batch: int
+    url: str,
+    store_id: int,
+    advisors: list[tuple[int, str]],
+    receipts: list[Receipt],
+    batch: int,
+    tasks: dict[int, list[Any]],
 ) -> float:
     """The same rows with plain asyncpg: one transaction per batch, executemany per table."""
     conn = await asyncpg.connect(url)
@@ -283,6 +320,11 @@ async def load_with_executemany(
                     "UPDATE member SET points_balance = points_balance + $2 WHERE id = $1",
                     sorted(deltas.items()),
                 )
+                placeholders = ", ".join(f"${i}" for i in range(1, 18))
+                await conn.executemany(
+                    f"INSERT INTO task (member, {TASK_COLUMNS}) VALUES ({placeholders})",
+                    [(members[t[0]], *t[2:]) for t in tasks.get(start // batch, [])],
+                )
         return time.perf_counter() - started
     finally:
         await conn.close()
@@ -334,7 +376,7 @@ async def main() -> None:
         env = {
             **os.environ,
             "DATABASE_URL": db_url(args.admin_url, served),
-            "TIANTIAN_NOW": "2026-12-31T00:00:00+08:00",
+            "TIANTIAN_NOW": BENCH_NOW.isoformat(),
         }
         server = subprocess.Popen(
             [str(TIANTIAN), "serve", "--no-scheduler", "--port", str(port)],
@@ -355,8 +397,9 @@ async def main() -> None:
 
         http_s = await load_over_http(base, key, receipts_http, args.batch, args.concurrency)
         await check_ledger(db_url(args.admin_url, served), args.receipts)
+        tasks = await served_tasks(db_url(args.admin_url, served), receipts_http, args.batch)
         ceiling_s = await load_with_executemany(
-            db_url(args.admin_url, ceiling), store_id, advisors, receipts_http, args.batch
+            db_url(args.admin_url, ceiling), store_id, advisors, receipts_http, args.batch, tasks
         )
         await check_ledger(db_url(args.admin_url, ceiling), args.receipts)
     finally:
@@ -369,8 +412,9 @@ async def main() -> None:
 
     http_rate, ceiling_rate = args.receipts / http_s, args.receipts / ceiling_s
     lines = sum(len(r.lines) for r in receipts_http)
+    made = sum(len(t) for t in tasks.values())
     print(
-        f"receipts: {args.receipts:,} ({lines:,} lines) in batches of {args.batch}, "
+        f"receipts: {args.receipts:,} ({lines:,} lines, {made:,} follow-up tasks) in batches of {args.batch}, "
         f"{args.concurrency} in flight, one server worker, {os.cpu_count()} cores"
     )
     print(f"http batch endpoint:   {http_rate:8,.0f} receipts/s  ({http_s:.1f} s)")

@@ -3,7 +3,8 @@
 What it builds (defaults): 25,000 stores over seven regions, 50,000 advisors (two a
 store), a seven-product catalogue, 1,000,000 members with their babies, about three
 purchases a member over the last six months with their lines, one ``earn`` row of
-the points ledger per purchase, and member balances that agree with the ledger.
+the points ledger per purchase, and member balances and latest-purchase columns
+that agree with the ledger and the purchases.
 
 Every table is filled by set-based SQL (``INSERT … SELECT … FROM generate_series``)
 on one asyncpg connection, never by a Python loop over rows. The data are
@@ -16,7 +17,8 @@ Run it against a PostgreSQL database; it applies the migrations first::
         --database-url postgresql://postgres@127.0.0.1:5432/tiantian_bench [--reset]
 
 Without ``--reset`` it refuses a database that already has stores; with it, every
-table of the members app is emptied first (logins and POS keys included).
+table of the members app is emptied first (logins and POS keys included), and by
+CASCADE every table that refers to them, such as the tasks.
 
 Deliberate simplifications of the synthetic set:
 
@@ -294,10 +296,20 @@ FROM pplan
 WHERE points > 0
 """
 
-UPDATE_BALANCES = """
-UPDATE member m SET points_balance = l.total
-FROM (SELECT member, sum(points)::int4 AS total FROM points_ledger GROUP BY member) l
-WHERE m.id = l.member
+# Both caches the service keeps on member, in one pass over its rows: the balance
+# from the ledger, and the latest purchase the daily run finds quiet members by.
+# Every member with ledger rows has purchases, so the purchases side drives the join;
+# all stores share one time zone, so the latest day is the latest purchase's day.
+UPDATE_MEMBER_CACHES = """
+UPDATE member m
+SET points_balance = coalesce(l.total, 0),
+    last_purchased_at = p.last_at,
+    last_purchase_on = p.last_on
+FROM (SELECT member, max(purchased_at) AS last_at, max(purchased_on) AS last_on
+      FROM purchase GROUP BY member) p
+LEFT JOIN (SELECT member, sum(points)::int4 AS total FROM points_ledger GROUP BY member) l
+    USING (member)
+WHERE m.id = p.member
 """
 
 
@@ -357,7 +369,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--reset",
         action="store_true",
-        help="empty every table of the members app first (logins and POS keys too)",
+        help="empty the members app's tables first (logins, POS keys and, by CASCADE, tasks too)",
     )
     args = p.parse_args(argv)
     url = args.database_url or ""
@@ -468,7 +480,9 @@ async def build_rows(
     await steps.run("purchases", conn.execute(INSERT_PURCHASES))
     await steps.run("purchase lines", conn.execute(INSERT_LINES))
     await steps.run("points ledger", conn.execute(INSERT_LEDGER))
-    await steps.run("member balances (updated)", conn.execute(UPDATE_BALANCES))
+    await steps.run(
+        "member balances and last purchases (updated)", conn.execute(UPDATE_MEMBER_CACHES)
+    )
     for table in EXPLICIT_ID_TABLES:
         await conn.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -174,27 +174,39 @@ async def insert_task_rows(rows: list[tuple[Any, ...]], report: RunReport) -> No
 async def transition(
     condition: str, args: Sequence[Any], to_status: str, reason: str
 ) -> list[dict[str, Any]]:
-    """Move open tasks matching ``condition`` (SQL over ``task``) to a final status,
-    writing their history first; returns the moved tasks' id and kind."""
+    """Move open tasks matching ``condition`` (SQL over ``task``) to a final status
+    and write their history; returns the moved tasks' id and kind."""
     now = clock.now()
-    await fetch(
-        "INSERT INTO task_event (task, from_status, to_status, reason, assignee, at)"
-        f" SELECT id, 'open', {param('text')}, {param('text')}, assignee, {param('timestamptz')}"
-        f" FROM task WHERE status = 'open' AND ({condition})",
-        to_status,
-        reason,
-        now,
-        *args,
-    )
     moved: list[dict[str, Any]] = await fetch(
         "UPDATE task SET status = {}, status_reason = {}, updated_at = {}"
-        f" WHERE status = 'open' AND ({condition}) RETURNING id, kind",
+        f" WHERE status = 'open' AND ({condition}) RETURNING id, kind, assignee",
         to_status,
         reason,
         now,
         *args,
     )
+    await _history(moved, "open", to_status, reason, now)
     return moved
+
+
+async def _history(
+    tasks: Sequence[dict[str, Any]], from_status: str, to_status: str, reason: str, at: Any
+) -> None:
+    if not tasks:
+        return
+    source, args = rows_source(
+        [("task", "bigint"), ("assignee", "int")], [(t["id"], t["assignee"]) for t in tasks]
+    )
+    await fetch(
+        "INSERT INTO task_event (task, from_status, to_status, reason, assignee, at)"
+        f" SELECT task, {param('text')}, {param('text')}, {param('text')}, assignee,"
+        f" {param('timestamptz')} FROM ({source}) AS s",
+        from_status,
+        to_status,
+        reason,
+        at,
+        *args,
+    )
 
 
 async def assign_unassigned(store_ids: Sequence[int]) -> int:
@@ -205,12 +217,13 @@ async def assign_unassigned(store_ids: Sequence[int]) -> int:
     stores, store_args = in_list(store_ids, "int")
     now = clock.now()
     assigned = await fetch(
+        # Loads through the (assignee, status) index, advisor by advisor: a store's
+        # open tasks are never scanned as a whole.
         "WITH loads AS ("
         " SELECT a.id, a.store, ROW_NUMBER() OVER (PARTITION BY a.store"
-        " ORDER BY COALESCE(o.n, 0), a.id) AS rn, COUNT(*) OVER (PARTITION BY a.store) AS cnt"
-        " FROM advisor a LEFT JOIN (SELECT assignee, COUNT(*) AS n FROM task"
-        f" WHERE status = 'open' AND store {stores} GROUP BY assignee) o ON o.assignee = a.id"
-        f" WHERE a.active AND a.store {stores}),"
+        " ORDER BY (SELECT COUNT(*) FROM task o WHERE o.assignee = a.id AND o.status = 'open'),"
+        " a.id) AS rn, COUNT(*) OVER (PARTITION BY a.store) AS cnt"
+        f" FROM advisor a WHERE a.active AND a.store {stores}),"
         " orphans AS (SELECT t.id, t.store, ROW_NUMBER() OVER (PARTITION BY t.store"
         " ORDER BY t.due_on, t.id) AS rn FROM task t"
         f" WHERE t.status = 'open' AND t.assignee IS NULL AND t.store {stores})"
@@ -220,21 +233,9 @@ async def assign_unassigned(store_ids: Sequence[int]) -> int:
         " WHERE task.id = x.id RETURNING task.id, task.assignee",
         *store_args,
         *store_args,
-        *store_args,
         now,
     )
-    if assigned:
-        source, args = rows_source(
-            [("task", "bigint"), ("assignee", "int")],
-            [(row["id"], row["assignee"]) for row in assigned],
-        )
-        await fetch(
-            "INSERT INTO task_event (task, from_status, to_status, reason, assignee, at)"
-            f" SELECT task, 'open', 'open', 'assigned', assignee, {param('timestamptz')}"
-            f" FROM ({source}) AS s",
-            now,
-            *args,
-        )
+    await _history(assigned, "open", "open", "assigned", now)
     return len(assigned)
 
 
@@ -312,10 +313,9 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
     # Keep one open replenish per member and category: the latest run-out wins,
     # whichever order the receipts arrived in.
     await transition(
-        f"kind = 'replenish' AND member {cond} AND EXISTS (SELECT 1 FROM task newer"
-        " WHERE newer.kind = 'replenish' AND newer.status = 'open'"
-        " AND newer.member = task.member AND newer.topic = task.topic"
-        " AND newer.anchor_on > task.anchor_on)",
+        "id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY member, topic"
+        " ORDER BY anchor_on DESC, id DESC) AS rn FROM task WHERE kind = 'replenish'"
+        f" AND status = 'open' AND member {cond}) AS ranked WHERE rn > 1)",
         args,
         "cancelled",
         "superseded",
@@ -477,18 +477,7 @@ async def transition_assignee(event: AdvisorLeft) -> None:
         event.active,
         event.store_id,
     )
-    if not moved:
-        return
-    source, args = rows_source(
-        [("task", "bigint"), ("assignee", "int")], [(r["id"], r["assignee"]) for r in moved]
-    )
-    await fetch(
-        "INSERT INTO task_event (task, from_status, to_status, reason, assignee, at)"
-        f" SELECT task, 'open', 'open', 'reassigned', assignee, {param('timestamptz')}"
-        f" FROM ({source}) AS s",
-        now,
-        *args,
-    )
+    await _history(moved, "open", "open", "reassigned", now)
     await assign_unassigned(sorted({r["store"] for r in moved if r["assignee"] is None}))
 
 

@@ -53,7 +53,8 @@ class Campaign(Table, tablename="campaign"):
 class Task(Table, tablename="task"):
     id = BigSerial(primary_key=True)
     kind = Varchar(length=32)
-    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False, index=True)
+    # Indexed with status by the migration's (member, status).
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False)
     store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
     assignee = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
     # What the follow-up is about within its kind: the category running out, the
