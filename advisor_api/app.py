@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.types import ControllerRouterHandler
 
 from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
@@ -29,7 +30,14 @@ log = logging.getLogger("tiantian")
 POOL_MAX_SIZE = 20
 
 
-def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> Litestar:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scheduler: bool = True,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """The app. ``extra_routes`` mounts more handlers beside the contract's (the
+    benchmarks' plain endpoint)."""
     settings = settings or Settings.from_env()
     wire_domains()
     jwt_auth = build_jwt_auth(settings)
@@ -55,6 +63,7 @@ def create_app(settings: Settings | None = None, *, scheduler: bool = True) -> L
             HqRegistryController,
             HqPlaybookController,
             AdvisorController,
+            *extra_routes,
         ],
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],

@@ -60,9 +60,19 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_seed_demo(_: argparse.Namespace) -> None:
-    from members.demo import seed_demo
+    from members.demo import is_empty, seed_demo
+    from tasks.services import run_daily
 
-    print(_run(_with_pool(seed_demo)))
+    async def seed_and_plan() -> str:
+        if not await is_empty():
+            return "the database already has stores: demo chain not seeded"
+        done = await seed_demo()
+        # The calendar's follow-ups (stage-ups, quiet members) for today, so that the
+        # demo advisors open to a real list.
+        report = await run_daily()
+        return f"{done}; today's daily run made {sum(report.created.values())} follow-ups"
+
+    print(_run(_with_pool(seed_and_plan)))
 
 
 def cmd_user_create(args: argparse.Namespace) -> None:

@@ -70,21 +70,24 @@ class Scheduler:
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
         )
         self.leadership = Leadership()
+        self.started = False
 
     @property
     def state(self) -> str:
-        if not self.jobs.running:
+        if not self.started:
             return "off"
         return "running" if self.leadership.leader else "standby"
 
     async def start(self) -> None:
         self.jobs.add_job(self._sync_zones, IntervalTrigger(minutes=1), id="zones")
         self.jobs.start()
+        self.started = True
         await self._sync_zones()
 
     async def stop(self) -> None:
-        if self.jobs.running:
+        if self.started:
             self.jobs.shutdown(wait=False)
+            self.started = False
         await self.leadership.release()
 
     async def _sync_zones(self) -> None:
