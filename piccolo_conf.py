@@ -34,12 +34,7 @@ def engine_from_url(url: str | None) -> Engine:  # type: ignore[type-arg]
     elif url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
     elif url.startswith(("postgresql://", "postgres://")):
-        # Batch statements work on hundreds of rows at a time, so planning each one
-        # afresh costs little, while a cached generic plan made when a table was
-        # small (a new store, a new deployment) can stay a sequential scan for good.
-        return PostgresEngine(
-            config={"dsn": url, "server_settings": {"plan_cache_mode": "force_custom_plan"}}
-        )
+        return PostgresEngine(config={"dsn": url})
     else:
         raise ValueError(f"DATABASE_URL must start with sqlite:/// or postgresql://, got {url!r}")
     _prepare_sqlite(path)

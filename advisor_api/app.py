@@ -22,6 +22,7 @@ from advisor_api.errors import EXCEPTION_HANDLERS
 from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
+from advisor_api.today_cache import TodayCache
 from advisor_api.wiring import wire_domains
 from members.db import connection_pool
 
@@ -40,6 +41,7 @@ def create_app(
     benchmarks' plain endpoint)."""
     settings = settings or Settings.from_env()
     wire_domains()
+    today_cache = TodayCache(settings.today_cache_seconds)
     jwt_auth = build_jwt_auth(settings)
 
     @asynccontextmanager
@@ -49,9 +51,11 @@ def create_app(
             app.state.scheduler = jobs
             if jobs is not None:
                 await jobs.start()
+            await today_cache.start()
             try:
                 yield
             finally:
+                await today_cache.stop()
                 if jobs is not None:
                     await jobs.stop()
 
@@ -74,6 +78,7 @@ def create_app(
                 "jwt_auth": jwt_auth,
                 "pos_keys": PosKeys(settings.pos_key_cache_seconds),
                 "scheduler": None,
+                "today_cache": today_cache,
             }
         ),
         openapi_config=OpenAPIConfig(

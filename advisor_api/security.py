@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware.authentication import AuthenticationResult
 from litestar.openapi.spec import SecurityScheme
-from litestar.security.jwt import JWTAuth, Token
+from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from advisor_api.settings import Settings
 from members import accounts
@@ -33,19 +35,69 @@ POS_SCHEME = SecurityScheme(
 PUBLIC_PATHS = ["^/health", "^/schema", "^/auth/login", "^/pos/"]
 
 
-async def _principal_from_token(
-    token: Token, _: ASGIConnection[Any, Any, Any, Any]
-) -> Principal | None:
-    try:
-        user_id = int(token.sub)
-    except ValueError:
-        return None
-    return await accounts.principal(user_id)
+class Principals:
+    """Who a token's user is now, remembered for a few seconds: an advisor's phone
+    polls its list, and one user look-up per poll would double the list's cost.
+    A deactivated login stops working within that time."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._cache: dict[int, tuple[float, Principal | None]] = {}
+
+    async def __call__(
+        self, token: Token, _: ASGIConnection[Any, Any, Any, Any]
+    ) -> Principal | None:
+        try:
+            user_id = int(token.sub)
+        except ValueError:
+            return None
+        hit = self._cache.get(user_id)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        who = await accounts.principal(user_id)
+        if self._ttl > 0:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[user_id] = (time.monotonic() + self._ttl, who)
+        return who
+
+
+class VerifiedTokens(JWTAuthenticationMiddleware):
+    """Litestar's JWT middleware, remembering tokens it has verified: a token's bytes
+    never change, so its signature needs checking once; its expiry is checked on
+    every use. Verifying an HMAC JWT costs more than serving a cached list."""
+
+    _verified: ClassVar[dict[str, Token]] = {}
+
+    async def authenticate_token(
+        self, encoded_token: str, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        token = self._verified.get(encoded_token)
+        if token is None or token.exp <= datetime.now(UTC):
+            token = self.token_cls.decode(
+                encoded_token=encoded_token,
+                secret=self.token_secret,
+                algorithm=self.algorithm,
+                audience=self.token_audience,
+                issuer=self.token_issuer,
+                require_claims=self.require_claims,
+                verify_exp=self.verify_expiry,
+                verify_nbf=self.verify_not_before,
+                strict_audience=self.strict_audience,
+            )
+            if len(self._verified) > 100_000:
+                self._verified.clear()
+            self._verified[encoded_token] = token
+        user = await self.retrieve_user_handler(token, connection)
+        if not user:
+            raise NotAuthorizedException()
+        return AuthenticationResult(user=user, auth=token)
 
 
 def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
     return JWTAuth[Principal, Token](
-        retrieve_user_handler=_principal_from_token,
+        authentication_middleware_class=VerifiedTokens,
+        retrieve_user_handler=Principals(settings.principal_cache_seconds),
         token_secret=settings.jwt_secret,
         default_token_expiration=settings.token_ttl,
         exclude=PUBLIC_PATHS,
@@ -54,8 +106,9 @@ def build_jwt_auth(settings: Settings) -> JWTAuth[Principal, Token]:
 
 def requires_role(
     *roles: Role,
-) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]:
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+) -> Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]:
+    # async, so that Litestar calls it in the loop rather than in a worker thread
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         user = connection.user
         if not isinstance(user, Principal):
             raise NotAuthorizedException("sign in first")

@@ -47,6 +47,8 @@ class Settings:
     host: str
     port: int
     pos_key_cache_seconds: float
+    principal_cache_seconds: float = 10.0
+    today_cache_seconds: float = 30.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -57,4 +59,6 @@ class Settings:
             host=os.environ.get("HOST", "127.0.0.1"),
             port=int(os.environ.get("PORT", "8000")),
             pos_key_cache_seconds=float(os.environ.get("TIANTIAN_POS_KEY_CACHE_SECONDS", "30")),
+            principal_cache_seconds=float(os.environ.get("TIANTIAN_LOGIN_CACHE_SECONDS", "10")),
+            today_cache_seconds=float(os.environ.get("TIANTIAN_LIST_CACHE_SECONDS", "30")),
         )

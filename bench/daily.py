@@ -54,7 +54,7 @@ def parse() -> argparse.Namespace:
 # --- part 1: the daily run ---------------------------------------------------
 
 FLOOR = """
-INSERT INTO floor (kind, member, store, assignee, topic, reason, script, anchor_on, due_on,
+INSERT INTO task (kind, member, store, assignee, topic, reason, script, anchor_on, due_on,
                    expires_on, priority, status, cause, dedupe_key, created_at, updated_at)
 SELECT 'stage_up', m.id, m.home_store,
        CASE WHEN a.active AND a.store = m.home_store THEN a.id END,
@@ -70,10 +70,7 @@ JOIN member m ON m.id = b.member
 LEFT JOIN advisor a ON a.id = m.owning_advisor
 WHERE NOT m.do_not_contact
   AND (b.birth_date + make_interval(months => s.months))::date BETWEEN $1::date - 14 AND $1::date + 7
-  AND (SELECT pr.stage FROM purchase p JOIN purchase_line l ON l.purchase = p.id
-       JOIN product pr ON pr.id = l.product
-       WHERE p.member = m.id AND pr.category = 'formula'
-       ORDER BY p.purchased_at DESC, pr.stage DESC LIMIT 1) = s.lower_stage
+  AND m.last_formula_stage = s.lower_stage
 """
 
 
@@ -89,6 +86,16 @@ async def daily_part(url: str, day: date) -> None:
     await conn.execute("VACUUM ANALYZE task")
     members = await conn.fetchval("SELECT COUNT(*) FROM member")
     print(f"daily run over {members:,} members for {day}")
+
+    # The floor first, into the same empty table with the same indexes, constraints
+    # and triggers, then rolled back: the least any statement making these rows costs.
+    floor_tx = conn.transaction()
+    await floor_tx.start()
+    started = time.perf_counter()
+    status = await conn.execute(FLOOR, day, DEFAULT_RULES["stage_up"][3])
+    floor = time.perf_counter() - started
+    await floor_tx.rollback()
+    floor_rows = int(status.split()[-1])
 
     async with connection_pool():
         timings = []
@@ -106,19 +113,19 @@ async def daily_part(url: str, day: date) -> None:
             print(f"  {label:<10} {elapsed:6.2f} s  created: {made}; expired {expired:,}")
             if label == "first run":
                 stage_up = report.created.get("stage_up", 0)
+                stage_up_s = report.seconds.get("stage_up", 0.0)
 
-    await conn.execute("CREATE TEMP TABLE floor (LIKE task INCLUDING DEFAULTS INCLUDING INDEXES)")
-    started = time.perf_counter()
-    status = await conn.execute(FLOOR, day, DEFAULT_RULES["stage_up"][3])
-    floor = time.perf_counter() - started
-    floor_rows = int(status.split()[-1])
     await conn.close()
     print(
         f"  floor: one hand-written INSERT … SELECT of the same stage_up rows: {floor:.2f} s"
         f" ({floor_rows:,} rows; the run made {stage_up:,})"
     )
     print(
-        f"  first run ÷ floor: {timings[0] / floor:.1f}×   next day ÷ floor: {timings[2] / floor:.1f}×"
+        f"  the run's own stage_up statement: {stage_up_s:.2f} s, {stage_up_s / floor:.1f}× the floor"
+    )
+    print(
+        f"  whole first run ÷ floor: {timings[0] / floor:.1f}×   "
+        f"next day ÷ floor: {timings[2] / floor:.1f}×"
     )
     met = timings[0] <= 15 and timings[0] <= 3 * floor
     print(f"  target (≤ 15 s, ≤ 3× the floor): {'met' if met else 'NOT met'}")
@@ -240,43 +247,57 @@ async def load(
     return len(latencies) / elapsed, p99, errors
 
 
-async def load_part(url: str, day: date, args: argparse.Namespace) -> None:
+async def start_server(
+    url: str, day: date, **extra_env: str
+) -> tuple[int, subprocess.Popen[bytes]]:
     import httpx
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "DATABASE_URL": url, "TIANTIAN_NOW": f"{day}T10:00:00+08:00"}
+    env = {**os.environ, "DATABASE_URL": url, "TIANTIAN_NOW": f"{day}T10:00:00+08:00", **extra_env}
     server = subprocess.Popen([sys.executable, __file__, "--serve", "--port", str(port)], env=env)
+    for _ in range(200):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    return port, server
+
+
+async def load_part(url: str, day: date, args: argparse.Namespace) -> None:
+    path = f"/advisor/v1/today?date={day}"
+    port, server = await start_server(url, day)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-        tokens = await sign_in_advisors(url, day, args.advisors, base)
+        tokens = await sign_in_advisors(url, day, args.advisors, f"http://127.0.0.1:{port}")
         print(
             f"GET /advisor/v1/today: {len(tokens)} advisors with work on {day}, "
             f"{args.clients} connections, {args.seconds:.0f} s each"
         )
-        await load(port, f"/advisor/v1/today?date={day}", tokens, args.clients, 2)  # warm-up
-        today_rps, today_p99, today_err = await load(
-            port, f"/advisor/v1/today?date={day}", tokens, args.clients, args.seconds
-        )
-        plain_rps, plain_p99, plain_err = await load(
-            port, "/bench/plain", [], args.clients, args.seconds
-        )
+        await load(port, path, tokens, args.clients, 2)  # warm-up
+        today = await load(port, path, tokens, args.clients, args.seconds)
+        plain = await load(port, "/bench/plain", [], args.clients, args.seconds)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"  today:  {today_rps:8,.0f} req/s  p99 {today_p99:6.1f} ms  errors {today_err}")
-    print(f"  plain:  {plain_rps:8,.0f} req/s  p99 {plain_p99:6.1f} ms  errors {plain_err}")
-    ratio = today_rps / plain_rps
-    print(f"  today ÷ plain: {ratio:.0%}")
-    met = ratio >= 0.40 and today_p99 <= 50 and today_err == 0
+    # The same list computed on every request, for the record: what a cache miss costs.
+    port, server = await start_server(url, day, TIANTIAN_LIST_CACHE_SECONDS="0")
+    try:
+        uncached = await load(port, path, tokens, args.clients, args.seconds)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    for label, (rps, p99, errors) in (
+        ("today", today),
+        ("plain", plain),
+        ("today, no list cache", uncached),
+    ):
+        print(f"  {label:<22} {rps:8,.0f} req/s  p99 {p99:6.1f} ms  errors {errors}")
+    ratio = today[0] / plain[0]
+    print(f"  today ÷ plain: {ratio:.0%}   uncached ÷ plain: {uncached[0] / plain[0]:.0%}")
+    met = ratio >= 0.40 and today[1] <= 50 and today[2] == 0
     print(f"  target (≥ 40% of plain, p99 ≤ 50 ms): {'met' if met else 'NOT met'}")
 
 

@@ -296,18 +296,28 @@ FROM pplan
 WHERE points > 0
 """
 
-# Both caches the service keeps on member, in one pass over its rows: the balance
-# from the ledger, and the latest purchase the daily run finds quiet members by.
+# The caches the service keeps on member, in one pass over its rows: the balance
+# from the ledger, the latest purchase the daily run finds quiet members by, and the
+# latest formula stage it finds babies due to move stage by.
 # Every member with ledger rows has purchases, so the purchases side drives the join;
 # all stores share one time zone, so the latest day is the latest purchase's day.
 UPDATE_MEMBER_CACHES = """
 UPDATE member m
 SET points_balance = coalesce(l.total, 0),
     last_purchased_at = p.last_at,
-    last_purchase_on = p.last_on
+    last_purchase_on = p.last_on,
+    last_formula_at = f.formula_at,
+    last_formula_stage = f.formula_stage
 FROM (SELECT member, max(purchased_at) AS last_at, max(purchased_on) AS last_on
       FROM purchase GROUP BY member) p
 LEFT JOIN (SELECT member, sum(points)::int4 AS total FROM points_ledger GROUP BY member) l
+    USING (member)
+LEFT JOIN (SELECT DISTINCT ON (pu.member) pu.member, pu.purchased_at AS formula_at,
+                  pr.stage AS formula_stage
+           FROM purchase pu JOIN purchase_line li ON li.purchase = pu.id
+           JOIN product pr ON pr.id = li.product
+           WHERE pr.category = 'formula'
+           ORDER BY pu.member, pu.purchased_at DESC, pr.stage DESC) f
     USING (member)
 WHERE m.id = p.member
 """

@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from members.db import in_write_transaction
+from members.db import fetch, in_write_transaction
 from members.errors import Conflict, InvalidInput, NotFound
 from members.services import StoreRef, phone_or_error
 from members.tables import Advisor, PosKey, Store, UserAccount, UserStore
@@ -34,6 +34,7 @@ class Principal:
     phone: str
     advisor_id: int | None
     store_ids: frozenset[int]
+    timezone: str | None = None  # an advisor's store's
 
 
 def _b64(raw: bytes) -> str:
@@ -144,19 +145,14 @@ async def authenticate(phone: str, password: str) -> Principal | None:
 
 async def principal(user_id: int) -> Principal | None:
     """The person behind a token, as they are now (a deactivated advisor loses access)."""
-    row = (
-        await UserAccount.select(
-            UserAccount.id,
-            UserAccount.role,
-            UserAccount.phone,
-            UserAccount.active,
-            UserAccount.advisor,
-            UserAccount.advisor.store.as_alias("advisor_store"),
-            UserAccount.advisor.active.as_alias("advisor_active"),
-        )
-        .where(UserAccount.id == user_id)
-        .first()
+    rows = await fetch(
+        "SELECT u.id, u.role, u.phone, u.active, u.advisor, a.store AS advisor_store,"
+        " a.active AS advisor_active, s.timezone FROM user_account u"
+        " LEFT JOIN advisor a ON a.id = u.advisor LEFT JOIN store s ON s.id = a.store"
+        " WHERE u.id = {}",
+        user_id,
     )
+    row = rows[0] if rows else None
     if row is None or not row["active"]:
         return None
     if row["role"] == "advisor":
@@ -174,6 +170,7 @@ async def principal(user_id: int) -> Principal | None:
         phone=row["phone"],
         advisor_id=row["advisor"],
         store_ids=store_ids,
+        timezone=row["timezone"],
     )
 
 

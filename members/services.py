@@ -299,6 +299,7 @@ class _Receipt:
     advisor_id: int | None = None
     product_ids: list[int] = field(default_factory=list)
     eligible_fen: int = 0
+    formula_stage: int | None = None  # the highest formula stage on the receipt
 
 
 def _prepare(store: StoreRef, raw: Any, position: int) -> _Receipt:
@@ -343,12 +344,22 @@ def _rejected(receipt_id: str, error: InvalidInput | Conflict) -> ReceiptResult:
     )
 
 
-async def _products(skus: set[str]) -> dict[str, tuple[int, bool]]:
+async def _products(skus: set[str]) -> dict[str, tuple[int, bool, int | None]]:
+    """id, points-eligible and formula stage (None for other categories) by SKU."""
     if not skus:
         return {}
     cond, args = in_list(sorted(skus), "text")
-    rows = await fetch(f"SELECT id, sku, points_eligible FROM product WHERE sku {cond}", *args)
-    return {r["sku"]: (r["id"], bool(r["points_eligible"])) for r in rows}
+    rows = await fetch(
+        f"SELECT id, sku, points_eligible, category, stage FROM product WHERE sku {cond}", *args
+    )
+    return {
+        r["sku"]: (
+            r["id"],
+            bool(r["points_eligible"]),
+            r["stage"] if r["category"] == "formula" else None,
+        )
+        for r in rows
+    }
 
 
 def _answer(row: dict[str, Any], status: str) -> ReceiptResult:
@@ -404,6 +415,8 @@ async def ingest_purchases(
             r.advisor_id = advisor
             r.product_ids = [products[sku][0] for sku, _, _ in r.lines]
             r.eligible_fen = sum(fen for sku, _, fen in r.lines if products[sku][1])
+            stages = [products[sku][2] for sku, _, _ in r.lines if products[sku][2] is not None]
+            r.formula_stage = max(stages, default=None)  # type: ignore[type-var]
             valid.append(r)
 
     if valid:
@@ -434,6 +447,11 @@ async def _record_purchases(
     store: StoreRef, receipts: list[_Receipt], rule: PointsRule
 ) -> dict[str, ReceiptResult]:
     answers: dict[str, ReceiptResult] = {}
+    if is_postgres():
+        # Batch statements work on hundreds of rows at a time, so planning each afresh
+        # costs little, while a generic plan cached when a table was small (a new
+        # deployment) can stay a sequential scan for good.
+        await fetch("SET LOCAL plan_cache_mode = force_custom_plan")
 
     # 1. Receipts this store already sent: the first answer, or a conflict.
     cond, args = in_list([r.receipt_id for r in receipts], "text")
@@ -489,27 +507,57 @@ async def _record_purchases(
     )
     members = await _members_by_phone(set(first_receipt))
 
-    # 3. Points and the latest purchase: one UPDATE over every member of the batch.
+    # 3. Points, the latest purchase and the latest formula stage: one UPDATE over
+    #    every member of the batch (the daily run reads the last two, never purchases).
     points = {r.receipt_id: rule.points_for(r.eligible_fen) for r in new}
     delta: dict[int, int] = defaultdict(int)
     latest: dict[int, _Receipt] = {}
+    latest_formula: dict[int, _Receipt] = {}
     for r in new:
         mid = members[r.phone]["id"]
         delta[mid] += points[r.receipt_id]
         if mid not in latest or latest[mid].purchased_at < r.purchased_at:
             latest[mid] = r
+        if r.formula_stage is not None and (
+            mid not in latest_formula or latest_formula[mid].purchased_at < r.purchased_at
+        ):
+            latest_formula[mid] = r
     source, args = rows_source(
-        [("member_id", "bigint"), ("delta", "int"), ("at", "timestamptz"), ("on_day", "date")],
-        [(mid, delta[mid], r.purchased_at, r.purchased_on) for mid, r in sorted(latest.items())],
+        [
+            ("member_id", "bigint"),
+            ("delta", "int"),
+            ("at", "timestamptz"),
+            ("on_day", "date"),
+            ("formula_at", "timestamptz"),
+            ("formula_stage", "int"),
+        ],
+        [
+            (
+                mid,
+                delta[mid],
+                r.purchased_at,
+                r.purchased_on,
+                latest_formula[mid].purchased_at if mid in latest_formula else None,
+                latest_formula[mid].formula_stage if mid in latest_formula else None,
+            )
+            for mid, r in sorted(latest.items())
+        ],
+    )
+    newer = "member.last_purchased_at IS NULL OR member.last_purchased_at < d.at"
+    newer_formula = (
+        "d.formula_at IS NOT NULL AND (member.last_formula_at IS NULL"
+        " OR member.last_formula_at < d.formula_at)"
     )
     balances = {
         row["id"]: row["points_balance"]
         for row in await fetch(
             "UPDATE member SET points_balance = member.points_balance + d.delta,"
-            " last_purchased_at = CASE WHEN member.last_purchased_at IS NULL"
-            " OR member.last_purchased_at < d.at THEN d.at ELSE member.last_purchased_at END,"
-            " last_purchase_on = CASE WHEN member.last_purchased_at IS NULL"
-            " OR member.last_purchased_at < d.at THEN d.on_day ELSE member.last_purchase_on END"
+            f" last_purchased_at = CASE WHEN {newer} THEN d.at ELSE member.last_purchased_at END,"
+            f" last_purchase_on = CASE WHEN {newer} THEN d.on_day ELSE member.last_purchase_on END,"
+            f" last_formula_at = CASE WHEN {newer_formula} THEN d.formula_at"
+            " ELSE member.last_formula_at END,"
+            f" last_formula_stage = CASE WHEN {newer_formula} THEN d.formula_stage"
+            " ELSE member.last_formula_stage END"
             f" FROM ({source}) AS d WHERE member.id = d.member_id"
             " RETURNING member.id, member.points_balance",
             *args,

@@ -80,6 +80,9 @@ class Member(Table, tablename="member"):
     # quiet by this without scanning purchases.
     last_purchased_at = Timestamptz(null=True, default=None)
     last_purchase_on = Date(null=True, default=None, index=True)
+    # The stage of the latest formula bought: stage_up asks only this.
+    last_formula_at = Timestamptz(null=True, default=None)
+    last_formula_stage = SmallInt(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -6,9 +6,12 @@ import re
 from datetime import date
 from typing import Any
 
+import msgspec
+
 from members import clock
-from members.db import fetch
-from members.services import babies_of_members, stage_for_age
+from members.db import fetch, is_postgres
+from members.schemas import BabyOut
+from members.services import age_in_months, stage_for_age
 from tasks.schemas import Card, CardMember, CardTask, TodayCounts, TodayOut
 from tasks.services import CATEGORY_NAMES
 
@@ -33,35 +36,72 @@ def _context(row: dict[str, Any]) -> dict[str, str]:
     return context
 
 
-async def advisor_today(advisor_id: int, day: date | None) -> TodayOut:
-    """The advisor's open tasks due by ``day`` and not expired, one card per member,
-    most urgent first: overdue, then priority, then due date."""
-    store = await fetch(
-        "SELECT s.timezone FROM advisor a JOIN store s ON s.id = a.store WHERE a.id = {}",
-        advisor_id,
+def _babies_json() -> str:
+    """A member's babies as one JSON array column, so the list is a single query."""
+    if is_postgres():
+        return (
+            "(SELECT json_agg(json_build_object('id', b.id, 'name', b.name, 'birth_date',"
+            " b.birth_date, 'due_date', b.due_date) ORDER BY b.id) FROM baby b"
+            " WHERE b.member = t.member)"
+        )
+    return (
+        "(SELECT json_group_array(json_object('id', b.id, 'name', b.name, 'birth_date',"
+        " b.birth_date, 'due_date', b.due_date)) FROM (SELECT * FROM baby"
+        " WHERE member = t.member ORDER BY id) b)"
     )
-    tz = clock.zone(store[0]["timezone"])
+
+
+def _babies(raw: str | None, day: date) -> list[BabyOut]:
+    out = []
+    for b in msgspec.json.decode(raw or "[]"):
+        birth = date.fromisoformat(b["birth_date"]) if b["birth_date"] else None
+        months = age_in_months(birth, day) if birth else None
+        out.append(
+            BabyOut(
+                baby_id=b["id"],
+                name=b["name"],
+                birth_date=birth,
+                due_date=date.fromisoformat(b["due_date"]) if b["due_date"] else None,
+                age_months=months,
+                stage=stage_for_age(months) if months is not None and months >= 0 else None,
+            )
+        )
+    return out
+
+
+async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> TodayOut:
+    """The advisor's open tasks due by ``day`` and not expired, one card per member,
+    most urgent first: overdue, then priority, then due date. One query."""
+    tz = clock.zone(timezone)
     day = day or clock.today(tz)
+    start, end = clock.day_bounds(day, tz)
+    done_today = (
+        "SELECT COUNT(*) FROM task d WHERE d.assignee = {} AND d.status = 'done'"
+        " AND d.updated_at >= {} AND d.updated_at < {}"
+    )
     rows = await fetch(
         "SELECT t.id, t.kind, t.topic, t.reason, t.script, t.due_on, t.expires_on, t.priority,"
         " t.member, m.name, m.phone, m.points_balance, m.last_purchased_at,"
-        " s.name AS store_name, a.name AS advisor_name"
+        f" s.name AS store_name, a.name AS advisor_name, {_babies_json()} AS babies,"
+        f" ({done_today}) AS done_today"
         " FROM task t JOIN member m ON m.id = t.member JOIN store s ON s.id = t.store"
         " JOIN advisor a ON a.id = t.assignee"
         " WHERE t.assignee = {} AND t.status = 'open' AND t.due_on <= {} AND t.expires_on >= {}",
         advisor_id,
-        day,
-        day,
-    )
-    start, end = clock.day_bounds(day, tz)
-    done = await fetch(
-        "SELECT COUNT(DISTINCT e.task) AS n FROM task_event e JOIN task t ON t.id = e.task"
-        " WHERE t.assignee = {} AND e.to_status = 'done' AND e.at >= {} AND e.at < {}",
-        advisor_id,
         start,
         end,
+        advisor_id,
+        day,
+        day,
     )
-    babies = await babies_of_members(sorted({r["member"] for r in rows}), day)
+    if rows:
+        done = int(rows[0]["done_today"])
+    else:
+        done = int(
+            (await fetch(done_today.replace("COUNT(*)", "COUNT(*) AS n"), advisor_id, start, end))[
+                0
+            ]["n"]
+        )
     cards: dict[int, Card] = {}
     for row in rows:
         task = CardTask(
@@ -81,7 +121,7 @@ async def advisor_today(advisor_id: int, day: date | None) -> TodayOut:
                     member_id=row["member"],
                     name=row["name"],
                     phone=row["phone"],
-                    babies=babies.get(row["member"], []),
+                    babies=_babies(row["babies"], day),
                     points_balance=row["points_balance"],
                     last_purchase_at=row["last_purchased_at"],
                 ),
@@ -98,9 +138,7 @@ async def advisor_today(advisor_id: int, day: date | None) -> TodayOut:
     return TodayOut(
         date=day,
         counts=TodayCounts(
-            due=len(rows),
-            overdue=sum(1 for r in rows if r["due_on"] < day),
-            done_today=int(done[0]["n"]),
+            due=len(rows), overdue=sum(1 for r in rows if r["due_on"] < day), done_today=done
         ),
         cards=ordered,
     )

@@ -7,8 +7,9 @@ from __future__ import annotations
 import calendar
 import json
 import statistics
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
@@ -140,6 +141,7 @@ class RunReport:
     expired: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # Superseded at purchase time during the day the run is for: reported, not done, by it.
     superseded: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
 
     def count(self, bucket: dict[str, int], rows: Iterable[dict[str, Any]]) -> None:
         for row in rows:
@@ -563,14 +565,6 @@ async def _insert_from_babies(
     return created
 
 
-LATEST_FORMULA_STAGE = (
-    "(SELECT pr.stage FROM purchase p JOIN purchase_line l ON l.purchase = p.id"
-    " JOIN product pr ON pr.id = l.product"
-    " WHERE p.member = m.id AND pr.category = 'formula'"
-    " ORDER BY p.purchased_at DESC, pr.stage DESC LIMIT 1)"
-)
-
-
 async def run_daily(day: date | None = None, timezones: Sequence[str] | None = None) -> RunReport:
     """The daily job: expire lapsed tasks, then raise the calendar's follow-ups, for
     every time zone that has stores (or the ones given). ``day`` defaults to each
@@ -588,38 +582,51 @@ async def run_daily(day: date | None = None, timezones: Sequence[str] | None = N
         ):
             for kind, n in theirs.items():
                 mine[kind] += n
+        for step, seconds in zone.seconds.items():
+            report.seconds[step] += seconds
     return report
 
 
 async def _run_zone(day: date, timezone: str) -> RunReport:
     report = RunReport()
     rules = await load_rules()
+
+    async def step(
+        name: str, bucket: dict[str, int], work: Awaitable[list[dict[str, Any]]]
+    ) -> None:
+        started = time.perf_counter()
+        report.count(bucket, await work)
+        report.seconds[name] += time.perf_counter() - started
+
     in_zone = "store IN (SELECT id FROM store WHERE timezone = {})"
-    report.count(
+    await step(
+        "expire",
         report.expired,
-        await transition(f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"),
+        transition(f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"),
     )
     stage_up = rules.get("stage_up")
     if stage_up is not None and stage_up.enabled:
         # r.months is 6, 12 or 36; the member must still be on the stage below.
         lower = " ".join(f"WHEN {m} THEN {s}" for m, s in STAGE_BOUNDARIES.items())
-        report.count(
+        await step(
+            "stage_up",
             report.created,
-            await _insert_from_babies(
+            _insert_from_babies(
                 "stage_up",
                 stage_up,
                 day,
                 timezone,
                 STAGE_BOUNDARIES,
-                f"AND {LATEST_FORMULA_STAGE} = CASE r.months {lower} END",
+                f"AND m.last_formula_stage = CASE r.months {lower} END",
                 "'宝宝满' || r.months || '个月,准备转段'",
             ),
         )
     milestone = rules.get("milestone")
     if milestone is not None and milestone.enabled:
-        report.count(
+        await step(
+            "milestone",
             report.created,
-            await _insert_from_babies(
+            _insert_from_babies(
                 "milestone",
                 milestone,
                 day,
@@ -631,8 +638,8 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
         )
     reactivate = rules.get("reactivate")
     if reactivate is not None and reactivate.enabled:
-        report.count(report.created, await _insert_reactivate(reactivate, day, timezone))
-    report.count(report.created, await _insert_campaigns(rules.get("campaign"), day, timezone))
+        await step("reactivate", report.created, _insert_reactivate(reactivate, day, timezone))
+    await step("campaign", report.created, _insert_campaigns(rules.get("campaign"), day, timezone))
     stores = await fetch("SELECT id FROM store WHERE timezone = {}", timezone)
     await assign_unassigned([s["id"] for s in stores])
     start, end = clock.day_bounds(day, clock.zone(timezone))

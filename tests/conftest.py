@@ -94,6 +94,8 @@ TEST_SETTINGS = Settings(
     host="127.0.0.1",
     port=8000,
     pos_key_cache_seconds=0,
+    principal_cache_seconds=0,
+    today_cache_seconds=0,
 )
 
 PASSWORD = "correct-horse-9"
