@@ -30,7 +30,7 @@ class AdvisorController(Controller):
     async def today(
         self,
         request: Request[Principal, Any, Any],
-        day: Annotated[date | None, QueryParameter(query="date")] = None,
+        day: Annotated[date | None, QueryParameter(name="date")] = None,
     ) -> Response[TodayOut]:
         who = me(request)
         # An advisor login always names an active advisor and so a store.
