@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from members import events
+from tasks import outcomes
 from tasks import services as tasks
 
 
@@ -12,3 +13,4 @@ def wire_domains() -> None:
         on_members=tasks.on_members_joined,
         on_advisor_left=tasks.on_advisor_left,
     )
+    events.listen(on_purchases=outcomes.convert)

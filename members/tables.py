@@ -73,6 +73,8 @@ class Member(Table, tablename="member"):
     joined_at = Timestamptz()
     joined_on = Date()
     do_not_contact = Boolean(default=False)
+    # An advisor reached a wrong number: the store owner should fix the phone.
+    wrong_number_at = Timestamptz(null=True, default=None)
     # A cache of SUM(points_ledger.points) kept in the ledger's own transaction, so
     # that "never below zero" is one atomic conditional UPDATE.
     points_balance = Integer(default=0)

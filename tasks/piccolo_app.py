@@ -9,7 +9,13 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="tasks",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[tables.PlaybookRule, tables.Campaign, tables.Task, tables.TaskEvent],
+    table_classes=[
+        tables.PlaybookRule,
+        tables.Campaign,
+        tables.Task,
+        tables.TaskEvent,
+        tables.Outcome,
+    ],
     migration_dependencies=["members.piccolo_app"],
     commands=[],
 )

@@ -13,6 +13,7 @@ KINDS: Final = (
     "milestone",
     "welcome",
     "campaign",
+    "callback",
 )
 
 # kind -> (due offset, expiry offset, priority, script, params); offsets in days from
@@ -63,4 +64,6 @@ DEFAULT_RULES: Final[dict[str, tuple[int, int, int, str, dict[str, Any]]]] = {
         {},
     ),
     "campaign": (0, 0, 4, "", {}),
+    # Asked for by the member ("call me on Friday"): made by an outcome, due that day.
+    "callback": (0, 3, 2, "您好,上次您说今天方便再联系,我是{store}的育儿顾问{advisor}。", {}),
 }

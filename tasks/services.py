@@ -187,11 +187,11 @@ async def transition(
         now,
         *args,
     )
-    await _history(moved, "open", to_status, reason, now)
+    await write_history(moved, "open", to_status, reason, now)
     return moved
 
 
-async def _history(
+async def write_history(
     tasks: Sequence[dict[str, Any]], from_status: str, to_status: str, reason: str, at: Any
 ) -> None:
     if not tasks:
@@ -237,7 +237,7 @@ async def assign_unassigned(store_ids: Sequence[int]) -> int:
         *store_args,
         now,
     )
-    await _history(assigned, "open", "open", "assigned", now)
+    await write_history(assigned, "open", "open", "assigned", now)
     return len(assigned)
 
 
@@ -348,7 +348,7 @@ async def _replenish_rows(
                 key = (r.member_id, info[product][0])
                 if key not in latest or latest[key].purchased_at < r.purchased_at:
                     latest[key] = r
-    history = await _category_history(sorted({m for m, _ in latest}))
+    history = await _categorywrite_history(sorted({m for m, _ in latest}))
     for (member, category, day), (units, label_days) in history.items():
         bought[(member, category)][day] = [units, label_days]
     rows = []
@@ -384,7 +384,9 @@ async def _replenish_rows(
     return rows
 
 
-async def _category_history(members: list[int]) -> dict[tuple[int, str, date], tuple[int, int]]:
+async def _categorywrite_history(
+    members: list[int],
+) -> dict[tuple[int, str, date], tuple[int, int]]:
     """Per member, category and day: units bought and the label's total days of supply."""
     cond, args = in_list(members, "bigint")
     rows = await fetch(
@@ -438,7 +440,7 @@ async def on_advisor_left(left: list[AdvisorLeft]) -> None:
         stores = [row["home_store"] for row in members]
         if stores:
             await _deal_members(event, stores)
-        await transition_assignee(event)
+        await _hand_over_tasks(event)
 
 
 async def _deal_members(event: AdvisorLeft, stores: list[int]) -> None:
@@ -465,7 +467,7 @@ async def _deal_members(event: AdvisorLeft, stores: list[int]) -> None:
     )
 
 
-async def transition_assignee(event: AdvisorLeft) -> None:
+async def _hand_over_tasks(event: AdvisorLeft) -> None:
     """Open tasks follow their member's new owning advisor where that advisor is
     active at the member's store; the rest are dealt out."""
     stale = "task.assignee = {} AND (NOT {} OR task.store <> {})"
@@ -479,7 +481,7 @@ async def transition_assignee(event: AdvisorLeft) -> None:
         event.active,
         event.store_id,
     )
-    await _history(moved, "open", "open", "reassigned", now)
+    await write_history(moved, "open", "open", "reassigned", now)
     await assign_unassigned(sorted({r["store"] for r in moved if r["assignee"] is None}))
 
 

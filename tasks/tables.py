@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from piccolo.columns import (
     JSON,
+    BigInt,
     BigSerial,
     Boolean,
     Date,
@@ -20,7 +21,7 @@ from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from members.tables import Advisor, Member, Store
+from members.tables import Advisor, Member, Purchase, Store
 
 
 class PlaybookRule(Table, tablename="playbook_rule"):
@@ -72,6 +73,14 @@ class Task(Table, tablename="task"):
     cause = Varchar(length=64)
     # kind + member + anchor: the same event or a rerun never makes a second task.
     dedupe_key = Varchar(length=128, unique=True)
+    # Set by the outcome that completed the task: when the call happened (the
+    # phone's clock) and what came of it.
+    done_at = Timestamptz(null=True, default=None)
+    result = Varchar(length=24, null=True, default=None)
+    # A purchase soon after a reached-type outcome: which one (unique: a purchase
+    # converts one task at most; a migration's index), and its amount.
+    converted_purchase = ForeignKey(Purchase, on_delete=OnDelete.restrict, null=True, default=None)
+    converted_fen = BigInt(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
@@ -86,3 +95,25 @@ class TaskEvent(Table, tablename="task_event"):
     reason = Varchar(length=32, null=True, default=None)
     assignee = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
     at = Timestamptz()
+
+
+class Outcome(Table, tablename="outcome"):
+    """What happened on a call, as the phone recorded it. Append-only; unique per
+    advisor by the phone's own id (a migration's index), so a replay is harmless."""
+
+    id = BigSerial(primary_key=True)
+    task = ForeignKey(Task, on_delete=OnDelete.restrict, null=False, index=True)
+    advisor = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=False)
+    client_outcome_id = Varchar(length=64)
+    channel = Varchar(length=16)
+    result = Varchar(length=24)
+    note = Varchar(length=500, default="")
+    next_contact_on = Date(null=True, default=None)
+    recorded_at = Timestamptz()
+    received_at = Timestamptz()
+    request_hash = Varchar(length=64)
+    # Whether it completed the task (False: the task had lapsed or been cancelled
+    # before the call), and the task's status it answered with.
+    applied = Boolean(default=True)
+    task_status = Varchar(length=16)
+    callback_task = ForeignKey(Task, on_delete=OnDelete.restrict, null=True, default=None)

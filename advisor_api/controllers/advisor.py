@@ -6,14 +6,15 @@ from datetime import date
 from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get
-from litestar.params import QueryParameter
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.params import JSONBody, QueryParameter
 
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
 from members import clock
 from members.accounts import Principal
-from tasks import queries
+from tasks import outcomes, queries
+from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
 from tasks.schemas import TodayOut
 
 
@@ -32,10 +33,7 @@ class AdvisorController(Controller):
         request: Request[Principal, Any, Any],
         day: Annotated[date | None, QueryParameter(name="date")] = None,
     ) -> Response[TodayOut]:
-        who = me(request)
-        # An advisor login always names an active advisor and so a store.
-        advisor_id, timezone = who.advisor_id, who.timezone
-        assert advisor_id is not None and timezone is not None
+        advisor_id, timezone = _advisor(request)
         on = day or clock.today(clock.zone(timezone))
 
         async def compute() -> bytes:
@@ -44,3 +42,25 @@ class AdvisorController(Controller):
         cache: TodayCache = request.app.state.today_cache
         body = await cache.get(advisor_id, on, compute)
         return cast("Response[TodayOut]", Response(body, media_type=MediaType.JSON))
+
+    @post("/tasks/{task_id:int}/outcome", status_code=201, summary="Record what happened on a call")
+    async def outcome(
+        self, request: Request[Principal, Any, Any], task_id: int, data: JSONBody[OutcomeIn]
+    ) -> Response[OutcomeOut]:
+        advisor_id, timezone = _advisor(request)
+        created, answer = await outcomes.record_outcome(advisor_id, timezone, task_id, data)
+        return Response(answer, status_code=201 if created else 200)
+
+    @post("/tasks/{task_id:int}/snooze", status_code=200, summary="Move a task's due date")
+    async def snooze(
+        self, request: Request[Principal, Any, Any], task_id: int, data: JSONBody[SnoozeIn]
+    ) -> dict[str, Any]:
+        advisor_id, timezone = _advisor(request)
+        return await outcomes.snooze(advisor_id, timezone, task_id, data.until)
+
+
+def _advisor(request: Request[Principal, Any, Any]) -> tuple[int, str]:
+    who = me(request)
+    # An advisor login always names an active advisor and so a store.
+    assert who.advisor_id is not None and who.timezone is not None
+    return who.advisor_id, who.timezone
