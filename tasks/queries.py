@@ -12,7 +12,7 @@ from members import clock
 from members.db import fetch, is_postgres
 from members.schemas import BabyOut
 from members.services import age_in_months, stage_for_age
-from tasks.schemas import Card, CardMember, CardTask, TodayCounts, TodayOut
+from tasks.schemas import Card, CardMember, CardTask, SyncOut, SyncTask, TodayCounts, TodayOut
 from tasks.services import CATEGORY_NAMES
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -141,4 +141,99 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
             due=len(rows), overdue=sum(1 for r in rows if r["due_on"] < day), done_today=done
         ),
         cards=ordered,
+    )
+
+
+SYNC_PAGE = 500
+_SYNC_COLUMNS = (
+    "SELECT t.id, t.kind, t.topic, t.status, t.reason, t.script, t.due_on, t.expires_on,"
+    " t.priority, t.member, t.result, t.assignee, t.change_seq, m.name, m.phone,"
+    " s.name AS store_name, a.name AS advisor_name"
+    " FROM task t JOIN member m ON m.id = t.member JOIN store s ON s.id = t.store"
+    " LEFT JOIN advisor a ON a.id = t.assignee"
+)
+
+
+class BadCursor(ValueError):
+    pass
+
+
+def _parse_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        seq, _, task = cursor.partition(".")
+        return int(seq), int(task)
+    except ValueError:
+        raise BadCursor("not a cursor this server gave out") from None
+
+
+def _past(horizon: int) -> str:
+    """A cursor after every position below the horizon."""
+    return f"{horizon - 1}.{_LAST_ID}"
+
+
+_LAST_ID = 2**62
+
+
+async def _horizon() -> int:
+    """Changes at positions below this have committed, and no later commit can take
+    a position below it."""
+    if is_postgres():
+        rows = await fetch("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS h")
+    else:
+        rows = await fetch("SELECT n + 1 AS h FROM task_change_counter")
+    return int(rows[0]["h"])
+
+
+async def advisor_changes(advisor_id: int, since: str | None, limit: int) -> SyncOut:
+    """Every task of the advisor created or changed after ``since`` (including ones
+    reassigned away, marked so), in commit order, a page at a time; without
+    ``since``, the advisor's open tasks and a cursor to continue from."""
+    horizon = await _horizon()
+    if since is None:
+        rows = await fetch(
+            f"{_SYNC_COLUMNS} WHERE t.assignee = {{}} AND t.status = 'open' ORDER BY t.id",
+            advisor_id,
+        )
+        return SyncOut([_sync_task(r, advisor_id) for r in rows], _past(horizon), False)
+    seq, task = _parse_cursor(since)
+    rows = await fetch(
+        f"{_SYNC_COLUMNS} WHERE (t.assignee = {{}} OR t.previous_assignee = {{}})"
+        " AND t.change_seq < {} AND (t.change_seq > {} OR (t.change_seq = {} AND t.id > {}))"
+        " ORDER BY t.change_seq, t.id LIMIT {}",
+        advisor_id,
+        advisor_id,
+        horizon,
+        seq,
+        seq,
+        task,
+        limit + 1,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    if rows:
+        cursor = f"{rows[-1]['change_seq']}.{rows[-1]['id']}"
+    elif seq < horizon - 1:
+        # Nothing new: move up to the horizon, so the next call does not look again
+        # at positions that can no longer change.
+        cursor = _past(horizon)
+    else:
+        cursor = since
+    return SyncOut([_sync_task(r, advisor_id) for r in rows], cursor, more)
+
+
+def _sync_task(row: dict[str, Any], advisor_id: int) -> SyncTask:
+    return SyncTask(
+        task_id=row["id"],
+        kind=row["kind"],
+        status=row["status"],
+        reason=row["reason"],
+        script=render_script(row["script"], _context(row)),
+        due_date=row["due_on"],
+        expires_on=row["expires_on"],
+        priority=row["priority"],
+        member_id=row["member"],
+        member_name=row["name"],
+        member_phone=row["phone"],
+        result=row["result"],
+        reassigned_away=row["assignee"] != advisor_id,
     )

@@ -87,3 +87,26 @@ class CampaignOut(Struct):
     segment: Segment
     script: str
     tasks_created: int
+
+
+class SyncTask(Struct):
+    task_id: int
+    kind: str
+    status: str
+    reason: str
+    script: str
+    due_date: date
+    expires_on: date
+    priority: int
+    member_id: int
+    member_name: str
+    member_phone: str
+    result: str | None
+    # The task now belongs to someone else: the phone should drop it.
+    reassigned_away: bool
+
+
+class SyncOut(Struct):
+    tasks: list[SyncTask]
+    cursor: str
+    more: bool

@@ -83,6 +83,11 @@ class Task(Table, tablename="task"):
     converted_fen = BigInt(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # For phones syncing after being offline, kept by database triggers on every
+    # change: a position in commit order (PostgreSQL: the writing transaction's id),
+    # and who had the task before it was reassigned.
+    change_seq = BigInt(default=0)
+    previous_assignee = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None)
 
 
 class TaskEvent(Table, tablename="task_event"):

@@ -252,3 +252,49 @@ async def test_a_phone_replaying_a_three_day_queue_in_any_order_ends_as_if_sent_
         )
         finals.append([tuple(r.values()) for r in rows])
     assert finals[0] == finals[1]
+
+
+async def test_sync_since_a_cursor_returns_every_change_once_in_pages(
+    client: Client, shop: Shop, hq: dict[str, str], worked: tuple[dict[str, str], str, int]
+) -> None:
+    who, phone, task = worked
+    first = (await client.get("/advisor/v1/tasks", headers=who)).json()
+    assert task in {t["task_id"] for t in first["tasks"]}
+    assert all(not t["reassigned_away"] and t["status"] == "open" for t in first["tasks"])
+    cursor = first["cursor"]
+    nothing = (await client.get("/advisor/v1/tasks", params={"since": cursor}, headers=who)).json()
+    assert nothing["tasks"] == [] and nothing["more"] is False
+
+    await post_outcome(client, who, task, outcome())  # done
+    newcomer = await join(client, shop, shop.advisors[0])
+    await buy(client, shop, newcomer, "2026-11-20T10:00:00+08:00")  # new tasks
+    seen: dict[int, dict[str, Any]] = {}
+    pages = 0
+    while True:
+        page = (
+            await client.get("/advisor/v1/tasks", params={"since": cursor, "limit": 1}, headers=who)
+        ).json()
+        pages += 1
+        for t in page["tasks"]:
+            seen[t["task_id"]] = t
+        cursor = page["cursor"]
+        if not page["more"]:
+            break
+    assert pages >= 3
+    assert seen[task]["status"] == "done" and seen[task]["result"] == "reached"
+    assert {t["member_phone"] for t in seen.values()} >= {phone, newcomer}
+
+    # The advisor moves to another store: their tasks here go to a colleague, and
+    # their phone learns it.
+    other = await make_shop()
+    me = (await client.get(f"/hq/v1/advisors/{shop.advisors[0]}", headers=hq)).json()
+    moved = {"name": me["name"], "phone": me["phone"], "store_code": other.code, "active": True}
+    assert (
+        await client.put(f"/hq/v1/advisors/{shop.advisors[0]}", json=moved, headers=hq)
+    ).status_code == 200
+    away = (await client.get("/advisor/v1/tasks", params={"since": cursor}, headers=who)).json()
+    assert away["tasks"] and all(t["reassigned_away"] for t in away["tasks"])
+    assert {t["member_phone"] for t in away["tasks"]} >= {phone, newcomer}
+
+    bad = await client.get("/advisor/v1/tasks", params={"since": "nonsense"}, headers=who)
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"

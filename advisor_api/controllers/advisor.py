@@ -13,9 +13,10 @@ from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
 from members import clock
 from members.accounts import Principal
+from members.errors import InvalidInput
 from tasks import outcomes, queries
 from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
-from tasks.schemas import TodayOut
+from tasks.schemas import SyncOut, TodayOut
 
 
 def me(request: Request[Principal, Any, Any]) -> Principal:
@@ -42,6 +43,19 @@ class AdvisorController(Controller):
         cache: TodayCache = request.app.state.today_cache
         body = await cache.get(advisor_id, on, compute)
         return cast("Response[TodayOut]", Response(body, media_type=MediaType.JSON))
+
+    @get("/tasks", summary="Changes since a cursor, for a phone that was offline")
+    async def tasks(
+        self,
+        request: Request[Principal, Any, Any],
+        since: Annotated[str | None, QueryParameter(max_length=64)] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=2000)] = queries.SYNC_PAGE,
+    ) -> SyncOut:
+        advisor_id, _ = _advisor(request)
+        try:
+            return await queries.advisor_changes(advisor_id, since, limit)
+        except queries.BadCursor as exc:
+            raise InvalidInput.on("since", str(exc)) from None
 
     @post("/tasks/{task_id:int}/outcome", status_code=201, summary="Record what happened on a call")
     async def outcome(
