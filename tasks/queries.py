@@ -9,10 +9,25 @@ from typing import Any
 import msgspec
 
 from members import clock
-from members.db import fetch, is_postgres
+from members.db import fetch, in_list, is_postgres
+from members.errors import NotFound
 from members.schemas import BabyOut
-from members.services import age_in_months, stage_for_age
-from tasks.schemas import Card, CardMember, CardTask, SyncOut, SyncTask, TodayCounts, TodayOut
+from members.services import age_in_months, babies_of_members, fen_to_yuan, stage_for_age
+from tasks.schemas import (
+    Card,
+    CardMember,
+    CardTask,
+    LedgerEntry,
+    MemberView,
+    OutcomeView,
+    PastTask,
+    PurchaseLineView,
+    PurchaseView,
+    SyncOut,
+    SyncTask,
+    TodayCounts,
+    TodayOut,
+)
 from tasks.services import CATEGORY_NAMES
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -237,3 +252,124 @@ def _sync_task(row: dict[str, Any], advisor_id: int) -> SyncTask:
         result=row["result"],
         reassigned_away=row["assignee"] != advisor_id,
     )
+
+
+REPEAT_WINDOW_DAYS = 90
+
+
+async def member_view(
+    store_ids: frozenset[int], member_id: int, offset: int, limit: int
+) -> MemberView:
+    """The member at a glance, for an advisor of the member's home store."""
+    members = await fetch(
+        "SELECT m.id, m.name, m.phone, m.home_store, m.joined_on, m.do_not_contact,"
+        " m.wrong_number_at, m.points_balance, s.code AS store_code, s.timezone,"
+        " a.code AS advisor_code FROM member m JOIN store s ON s.id = m.home_store"
+        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.id = {}",
+        member_id,
+    )
+    if not members or members[0]["home_store"] not in store_ids:
+        raise NotFound(f"no member {member_id} at your store")
+    m = members[0]
+    today = clock.today(clock.zone(m["timezone"]))
+    ledger = await fetch(
+        "SELECT l.kind, l.points, l.occurred_at, s.code FROM points_ledger l"
+        " JOIN store s ON s.id = l.store WHERE l.member = {} ORDER BY l.id DESC LIMIT 10",
+        member_id,
+    )
+    purchases = await fetch(
+        "SELECT p.id, p.receipt_id, p.purchased_at, p.total_fen, p.points_earned, s.code"
+        " FROM purchase p JOIN store s ON s.id = p.store WHERE p.member = {}"
+        " ORDER BY p.purchased_at DESC, p.id DESC LIMIT {} OFFSET {}",
+        member_id,
+        limit,
+        offset,
+    )
+    counted = await fetch("SELECT COUNT(*) AS n FROM purchase WHERE member = {}", member_id)
+    lines: dict[int, list[PurchaseLineView]] = {}
+    if purchases:
+        cond, args = in_list([p["id"] for p in purchases], "bigint")
+        for line in await fetch(
+            "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
+            f" JOIN product pr ON pr.id = l.product WHERE l.purchase {cond} ORDER BY l.line_no",
+            *args,
+        ):
+            lines.setdefault(line["purchase"], []).append(
+                PurchaseLineView(
+                    line["sku"],
+                    line["name"],
+                    line["quantity"],
+                    str(fen_to_yuan(line["amount_fen"])),
+                )
+            )
+    latest_two = await fetch(
+        "SELECT purchased_on FROM purchase WHERE member = {} ORDER BY purchased_at DESC LIMIT 2",
+        member_id,
+    )
+    repeat = len(latest_two) == 2 and (
+        (_day(latest_two[0]["purchased_on"]) - _day(latest_two[1]["purchased_on"])).days
+        <= REPEAT_WINDOW_DAYS
+    )
+    tasks = await fetch(
+        "SELECT id, kind, reason, status, due_on, converted_fen FROM task WHERE member = {}"
+        " ORDER BY due_on DESC, id DESC LIMIT 20",
+        member_id,
+    )
+    outcomes: dict[int, list[OutcomeView]] = {}
+    if tasks:
+        cond, args = in_list([t["id"] for t in tasks], "bigint")
+        for o in await fetch(
+            "SELECT task, channel, result, note, recorded_at, applied FROM outcome"
+            f" WHERE task {cond} ORDER BY recorded_at",
+            *args,
+        ):
+            outcomes.setdefault(o["task"], []).append(
+                OutcomeView(
+                    o["channel"], o["result"], o["note"], o["recorded_at"], bool(o["applied"])
+                )
+            )
+    return MemberView(
+        member_id=m["id"],
+        name=m["name"],
+        phone=m["phone"],
+        home_store=m["store_code"],
+        owning_advisor=m["advisor_code"],
+        joined_on=_day(m["joined_on"]),
+        do_not_contact=bool(m["do_not_contact"]),
+        wrong_number_reported=m["wrong_number_at"] is not None,
+        babies=(await babies_of_members([member_id], today)).get(member_id, []),
+        points_balance=m["points_balance"],
+        ledger=[LedgerEntry(r["kind"], r["points"], r["occurred_at"], r["code"]) for r in ledger],
+        purchases=[
+            PurchaseView(
+                purchase_id=p["id"],
+                receipt_id=p["receipt_id"],
+                store_code=p["code"],
+                purchased_at=p["purchased_at"],
+                total=str(fen_to_yuan(p["total_fen"])),
+                points_earned=p["points_earned"],
+                lines=lines.get(p["id"], []),
+            )
+            for p in purchases
+        ],
+        purchases_total=int(counted[0]["n"]),
+        repeat_within_90_days=repeat,
+        tasks=[
+            PastTask(
+                task_id=t["id"],
+                kind=t["kind"],
+                reason=t["reason"],
+                status=t["status"],
+                due_date=_day(t["due_on"]),
+                outcomes=outcomes.get(t["id"], []),
+                converted_amount=(
+                    str(fen_to_yuan(t["converted_fen"])) if t["converted_fen"] is not None else None
+                ),
+            )
+            for t in tasks
+        ],
+    )
+
+
+def _day(value: Any) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

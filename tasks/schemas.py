@@ -110,3 +110,64 @@ class SyncOut(Struct):
     tasks: list[SyncTask]
     cursor: str
     more: bool
+
+
+class LedgerEntry(Struct):
+    kind: str
+    points: int
+    occurred_at: datetime
+    store_code: str
+
+
+class PurchaseLineView(Struct):
+    sku: str
+    name: str
+    quantity: int
+    amount: str
+
+
+class PurchaseView(Struct):
+    purchase_id: int
+    receipt_id: str
+    store_code: str
+    purchased_at: datetime
+    total: str
+    points_earned: int
+    lines: list[PurchaseLineView]
+
+
+class OutcomeView(Struct):
+    channel: str
+    result: str
+    note: str
+    recorded_at: datetime
+    applied: bool
+
+
+class PastTask(Struct):
+    task_id: int
+    kind: str
+    reason: str
+    status: str
+    due_date: date
+    outcomes: list[OutcomeView]
+    converted_amount: str | None
+
+
+class MemberView(Struct):
+    member_id: int
+    name: str
+    phone: str
+    home_store: str
+    owning_advisor: str | None
+    joined_on: date
+    do_not_contact: bool
+    wrong_number_reported: bool
+    babies: list[BabyOut]
+    points_balance: int
+    ledger: list[LedgerEntry]
+    purchases: list[PurchaseView]
+    purchases_total: int
+    # RN3: the latest purchase came within 90 days of the one before it.
+    repeat_within_90_days: bool
+    tasks: list[PastTask]

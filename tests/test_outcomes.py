@@ -298,3 +298,38 @@ async def test_sync_since_a_cursor_returns_every_change_once_in_pages(
 
     bad = await client.get("/advisor/v1/tasks", params={"since": "nonsense"}, headers=who)
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "since"
+
+
+async def test_the_member_at_a_glance_only_for_the_advisors_own_store(
+    client: Client, shop: Shop, worked: tuple[dict[str, str], str, int]
+) -> None:
+    who, phone, task = worked
+    await buy(client, shop, phone, "2026-11-19T10:00:00+08:00", [(FORMULA_1, 2, "716.00")])
+    await post_outcome(client, who, task, outcome("will_buy", note="周末来店"))
+    member_id = (await client.get(f"/pos/v1/members/{phone}", headers=shop.pos)).json()["member_id"]
+    r = await client.get(
+        f"/advisor/v1/members/{member_id}", params={"purchases_limit": 1}, headers=who
+    )
+    assert r.status_code == 200, r.text
+    view = r.json()
+    assert view["phone"] == phone and view["home_store"] == shop.code
+    assert view["points_balance"] == 358 + 716 and len(view["ledger"]) == 2
+    assert view["purchases_total"] == 2 and len(view["purchases"]) == 1
+    assert view["purchases"][0]["total"] == "716.00"  # latest first
+    assert view["purchases"][0]["lines"][0] == {
+        "sku": FORMULA_1,
+        "name": "1段奶粉 800g",
+        "quantity": 2,
+        "amount": "716.00",
+    }
+    assert view["repeat_within_90_days"] is True
+    done = next(t for t in view["tasks"] if t["task_id"] == task)
+    assert done["status"] == "done" and done["outcomes"][0]["note"] == "周末来店"
+    colleague = await advisor_login(client, shop.advisors[1])
+    assert (
+        await client.get(f"/advisor/v1/members/{member_id}", headers=colleague)
+    ).status_code == 200
+    stranger = await advisor_login(client, (await make_shop()).advisors[0])
+    assert (
+        await client.get(f"/advisor/v1/members/{member_id}", headers=stranger)
+    ).status_code == 404

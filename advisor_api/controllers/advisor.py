@@ -16,7 +16,7 @@ from members.accounts import Principal
 from members.errors import InvalidInput
 from tasks import outcomes, queries
 from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
-from tasks.schemas import SyncOut, TodayOut
+from tasks.schemas import MemberView, SyncOut, TodayOut
 
 
 def me(request: Request[Principal, Any, Any]) -> Principal:
@@ -56,6 +56,18 @@ class AdvisorController(Controller):
             return await queries.advisor_changes(advisor_id, since, limit)
         except queries.BadCursor as exc:
             raise InvalidInput.on("since", str(exc)) from None
+
+    @get("/members/{member_id:int}", summary="A member of your store at a glance")
+    async def member(
+        self,
+        request: Request[Principal, Any, Any],
+        member_id: int,
+        purchases_offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        purchases_limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    ) -> MemberView:
+        return await queries.member_view(
+            me(request).store_ids, member_id, purchases_offset, purchases_limit
+        )
 
     @post("/tasks/{task_id:int}/outcome", status_code=201, summary="Record what happened on a call")
     async def outcome(
