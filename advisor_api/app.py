@@ -16,6 +16,7 @@ from litestar.types import ControllerRouterHandler
 from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
+from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
@@ -67,6 +68,7 @@ def create_app(
             HqRegistryController,
             HqPlaybookController,
             AdvisorController,
+            OwnerController,
             *extra_routes,
         ],
         lifespan=[lifespan],

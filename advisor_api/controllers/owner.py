@@ -1,0 +1,39 @@
+"""``/owner/v1``: a store owner watches their stores' work. HQ may look too."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import QueryParameter
+
+from advisor_api.security import requires_role
+from members import clock
+from members.accounts import Principal
+from members.errors import InvalidInput
+from members.periods import month_of, parse_period
+from tasks.dashboard import Dashboard, store_dashboard
+
+
+class OwnerController(Controller):
+    path = "/owner/v1"
+    tags = ["Owner"]
+    guards = [requires_role("owner", "hq")]
+
+    @get("/stores/{store_code:str}/dashboard", summary="The store's work over a period")
+    async def dashboard(
+        self,
+        request: Request[Principal, Any, Any],
+        store_code: str,
+        period: Annotated[str | None, QueryParameter(max_length=10)] = None,
+    ) -> Dashboard:
+        who = request.user
+        if period is None:
+            chosen = month_of(clock.today(clock.zone(clock.DEFAULT_TIMEZONE)))
+        else:
+            try:
+                chosen = parse_period(period)
+            except ValueError as exc:
+                raise InvalidInput.on("period", str(exc)) from None
+        allowed = None if who.role == "hq" else who.store_ids
+        return await store_dashboard(store_code, allowed, chosen)
