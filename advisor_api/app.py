@@ -8,9 +8,12 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.stores.memory import MemoryStore
+from litestar.stores.registry import StoreRegistry
 from litestar.types import ControllerRouterHandler
 
 from advisor_api.controllers.advisor import AdvisorController
@@ -20,6 +23,7 @@ from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
+from advisor_api.login_guard import PhoneLockout
 from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
@@ -43,6 +47,11 @@ def create_app(
     settings = settings or Settings.from_env()
     wire_domains()
     today_cache = TodayCache(settings.today_cache_seconds)
+    stores = StoreRegistry(default_factory=lambda _: MemoryStore())
+    login_rate = RateLimitConfig(
+        rate_limit=("minute", settings.login_per_minute_per_address),
+        check_throttle_handler=lambda request: request.url.path == "/auth/login",
+    )
     jwt_auth = build_jwt_auth(settings)
 
     @asynccontextmanager
@@ -74,6 +83,8 @@ def create_app(
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[login_rate.middleware],
+        stores=stores,
         state=State(
             {
                 "settings": settings,
@@ -81,6 +92,11 @@ def create_app(
                 "pos_keys": PosKeys(settings.pos_key_cache_seconds),
                 "scheduler": None,
                 "today_cache": today_cache,
+                "login_lockout": PhoneLockout(
+                    stores.get("login_failures"),
+                    settings.login_failures_per_phone,
+                    settings.login_lockout_seconds,
+                ),
             }
         ),
         openapi_config=OpenAPIConfig(

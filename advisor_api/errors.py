@@ -71,7 +71,11 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 429 and "Retry-After" not in headers and "RateLimit-Reset" in headers:
+        # Litestar's limiter says when the window resets; clients read Retry-After.
+        headers["Retry-After"] = headers["RateLimit-Reset"]
+    return problem(exc.status_code, str(exc.detail), headers=headers or None)
 
 
 def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:

@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from litestar.security.jwt import JWTAuth, Token
 from msgspec import Meta, Struct
 
+from advisor_api.login_guard import PhoneLockout
 from members import accounts
 from members.accounts import Principal
 from members.db import fetch
@@ -33,11 +34,20 @@ class HealthOut(Struct):
     scheduler: str
 
 
-@post("/auth/login", status_code=200, tags=["Auth"], summary="Sign in with phone and password")
+@post(
+    "/auth/login",
+    status_code=200,
+    tags=["Auth"],
+    summary="Sign in with phone and password (rate limited per address and per phone)",
+)
 async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> LoginOut:
+    lockout: PhoneLockout = request.app.state.login_lockout
+    await lockout.check(data.phone)
     who = await accounts.authenticate(data.phone, data.password)
     if who is None:
+        await lockout.failed(data.phone)
         raise NotAuthorizedException("wrong phone or password")
+    await lockout.succeeded(data.phone)
     jwt_auth: JWTAuth[Principal, Token] = request.app.state.jwt_auth
     ttl = jwt_auth.default_token_expiration
     token = jwt_auth.create_token(

@@ -1,0 +1,52 @@
+"""Sign-in throttling: per address by Litestar's rate limiter (mounted on the login
+route), and per phone here — after too many wrong passwords a phone is locked out
+for a while, whichever address the guesses come from."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from litestar.exceptions import TooManyRequestsException
+from litestar.stores.base import Store
+
+from members.phones import InvalidPhone, normalise_phone
+
+
+class PhoneLockout:
+    def __init__(self, store: Store, max_failures: int, window_seconds: int) -> None:
+        self._store = store
+        self._max = max_failures
+        self._window = window_seconds
+
+    @staticmethod
+    def _key(phone: str) -> str:
+        try:
+            return normalise_phone(phone)
+        except InvalidPhone:
+            return phone.strip()[:32]
+
+    async def _failures(self, key: str) -> list[float]:
+        raw = await self._store.get(key)
+        now = time.time()
+        return [t for t in json.loads(raw or b"[]") if t > now - self._window]
+
+    async def check(self, phone: str) -> None:
+        """Refuse with 429 and Retry-After while the phone is locked out."""
+        failures = await self._failures(self._key(phone))
+        if len(failures) >= self._max:
+            retry = math.ceil(failures[-self._max] + self._window - time.time())
+            raise TooManyRequestsException(
+                f"too many wrong passwords for this phone; try again in {retry} s",
+                headers={"Retry-After": str(max(retry, 1))},
+            )
+
+    async def failed(self, phone: str) -> None:
+        key = self._key(phone)
+        failures = await self._failures(key)
+        failures.append(time.time())
+        await self._store.set(key, json.dumps(failures[-self._max :]), expires_in=self._window)
+
+    async def succeeded(self, phone: str) -> None:
+        await self._store.delete(self._key(phone))
