@@ -45,7 +45,7 @@ def create_app(
     """The app. ``extra_routes`` mounts more handlers beside the contract's (the
     benchmarks' plain endpoint)."""
     settings = settings or Settings.from_env()
-    wire_domains()
+    wire_domains(settings.conversion_days)
     today_cache = TodayCache(settings.today_cache_seconds)
     stores = StoreRegistry(default_factory=lambda _: MemoryStore())
     login_rate = RateLimitConfig(

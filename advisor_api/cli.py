@@ -174,9 +174,10 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
+    from advisor_api.settings import Settings
     from advisor_api.wiring import wire_domains
 
-    wire_domains()
+    wire_domains(Settings.from_env().conversion_days)
     args.func(args)
 
 

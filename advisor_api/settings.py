@@ -52,6 +52,7 @@ class Settings:
     login_per_minute_per_address: int = 30
     login_failures_per_phone: int = 5
     login_lockout_seconds: int = 900
+    conversion_days: int = 7
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -67,4 +68,5 @@ class Settings:
             login_per_minute_per_address=int(os.environ.get("TIANTIAN_LOGINS_PER_MINUTE", "30")),
             login_failures_per_phone=int(os.environ.get("TIANTIAN_LOGIN_FAILURES", "5")),
             login_lockout_seconds=int(os.environ.get("TIANTIAN_LOGIN_LOCKOUT_SECONDS", "900")),
+            conversion_days=int(os.environ.get("TIANTIAN_CONVERSION_DAYS", "7")),
         )

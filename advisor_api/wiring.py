@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from members import events
 from tasks import outcomes
 from tasks import services as tasks
 
 
-def wire_domains() -> None:
+def wire_domains(conversion_days: int = 7) -> None:
+    outcomes.Conversion.window = timedelta(days=conversion_days)
     events.listen(
         on_purchases=tasks.on_purchases,
         on_members=tasks.on_members_joined,

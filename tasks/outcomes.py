@@ -34,7 +34,15 @@ Result = Literal[
     "do_not_contact",
 ]
 REACHED: tuple[str, ...] = ("reached", "will_buy", "purchased", "delivery_requested")
-CONVERSION_WINDOW = timedelta(days=7)
+
+
+class Conversion:
+    """How long after a reached call a purchase still counts as its conversion
+    (``TIANTIAN_CONVERSION_DAYS``, set at wiring)."""
+
+    window = timedelta(days=7)
+
+
 MAX_CALLBACK_AHEAD = timedelta(days=90)
 
 
@@ -319,7 +327,8 @@ async def convert(recorded: list[PurchaseRecorded]) -> None:
     members = sorted({p.member_id for p in recorded})
     cond, args = in_list(members, "bigint")
     reached, reached_args = in_list(list(REACHED), "text")
-    earliest = min(p.purchased_at for p in recorded) - CONVERSION_WINDOW
+    window = Conversion.window
+    earliest = min(p.purchased_at for p in recorded) - window
     candidates = await fetch(
         "SELECT id, member, done_at FROM task WHERE status = 'done'"
         f" AND converted_purchase IS NULL AND member {cond} AND result {reached}"
@@ -339,7 +348,7 @@ async def convert(recorded: list[PurchaseRecorded]) -> None:
             if (
                 c["member"] == p.member_id
                 and c["id"] not in taken
-                and done_at <= p.purchased_at < done_at + CONVERSION_WINDOW
+                and done_at <= p.purchased_at < done_at + window
             ):
                 taken.add(c["id"])
                 pairs.append((c["id"], p.purchase_id, totals[p.purchase_id]))
