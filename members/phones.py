@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _SEPARATORS = re.compile(r"[\s\-().]")
-_MOBILE = re.compile(r"1[3-9]\d{9}")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
 
 class InvalidPhone(ValueError):
@@ -15,7 +16,8 @@ class InvalidPhone(ValueError):
 def normalise_phone(raw: str) -> str:
     """``+86 138-0013-8000``, ``8613800138000`` and ``13800138000`` all become
     ``13800138000``; anything that is not a mainland mobile is refused."""
-    digits = _SEPARATORS.sub("", raw)
+    # Chinese input methods type full-width digits (１３８…): the same phone.
+    digits = _SEPARATORS.sub("", unicodedata.normalize("NFKC", raw))
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("0086"):

@@ -44,6 +44,8 @@ from members.tables import Advisor, Baby, Member, Store
 FUTURE_TOLERANCE = timedelta(minutes=5)
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_LINE_AMOUNT = Decimal("1000000.00")
+# A receipt's points, and so a balance, stay far inside a 32-bit integer.
+MAX_RECEIPT_POINTS = 10_000_000
 # A baby is a child under this many years; an expected date at most this far ahead.
 MAX_CHILD_AGE_YEARS = 14
 MAX_DUE_AHEAD = timedelta(days=300)
@@ -415,6 +417,12 @@ async def ingest_purchases(
             r.advisor_id = advisor
             r.product_ids = [products[sku][0] for sku, _, _ in r.lines]
             r.eligible_fen = sum(fen for sku, _, fen in r.lines if products[sku][1])
+            if rule.points_for(r.eligible_fen) > MAX_RECEIPT_POINTS:
+                results[r.position] = _rejected(
+                    r.receipt_id,
+                    InvalidInput.on("lines", "the receipt is too large for one purchase"),
+                )
+                continue
             stages = [products[sku][2] for sku, _, _ in r.lines if products[sku][2] is not None]
             r.formula_stage = max(stages, default=None)  # type: ignore[type-var]
             valid.append(r)

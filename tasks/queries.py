@@ -176,9 +176,12 @@ class BadCursor(ValueError):
 def _parse_cursor(cursor: str) -> tuple[int, int]:
     try:
         seq, _, task = cursor.partition(".")
-        return int(seq), int(task)
+        position = int(seq), int(task)
     except ValueError:
         raise BadCursor("not a cursor this server gave out") from None
+    if not all(0 <= n <= _LAST_ID for n in position):
+        raise BadCursor("not a cursor this server gave out")
+    return position
 
 
 def _past(horizon: int) -> str:

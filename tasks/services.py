@@ -27,6 +27,7 @@ STAGE_BOUNDARIES = {6: 1, 12: 2, 36: 3}  # months -> the stage a baby moves on f
 CATEGORY_NAMES = {"formula": "奶粉", "probiotic": "益生菌", "cereal": "米粉", "care": "护理用品"}
 # A member's own rate may not stray further than this from the product's label.
 OWN_RATE_CLAMP = (0.5, 2.0)
+MAX_SUPPLY_DAYS = 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,18 +245,25 @@ async def assign_unassigned(store_ids: Sequence[int]) -> int:
 # --- from events: purchases, registrations, an advisor leaving ---------------
 
 
+async def store_todays(store_ids: Iterable[int]) -> dict[int, date]:
+    """Each store's own today: a task is never made already lapsed there."""
+    cond, args = in_list(sorted(set(store_ids)), "int")
+    rows = await fetch(f"SELECT id, timezone FROM store WHERE id {cond}", *args)
+    return {r["id"]: clock.today(clock.zone(r["timezone"])) for r in rows}
+
+
 async def on_members_joined(joined: list[MemberJoined]) -> None:
     rules = await load_rules()
     welcome = rules.get("welcome")
     if welcome is None or not welcome.enabled:
         return
-    today = clock.now().date()
+    today = await store_todays(j.store_id for j in joined)
     rows = []
     for j in joined:
         if j.do_not_contact:
             continue
         due, expires = welcome.window(j.joined_on)
-        if expires < today - timedelta(days=1):
+        if expires < today[j.store_id]:
             continue  # registered long ago (a back-filled history): nothing to do now
         rows.append(
             (
@@ -286,13 +294,13 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
     await transition(f"kind = 'reactivate' AND member {cond}", args, "cancelled", "purchased")
 
     # An old receipt sent late must not raise a task that has already lapsed.
-    horizon = clock.now().date() - timedelta(days=1)
+    today = await store_todays(p.store_id for p in recorded)
     rows: list[tuple[Any, ...]] = []
     followup = rules.get("followup_3d")
     if followup is not None and followup.enabled:
         for p in recorded:
             due, expires = followup.window(p.purchased_on)
-            if expires >= horizon:
+            if expires >= today[p.store_id]:
                 rows.append(
                     (
                         "followup_3d",
@@ -310,7 +318,7 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
                 )
     replenish = rules.get("replenish")
     if replenish is not None and replenish.enabled:
-        rows += await _replenish_rows(recorded, replenish, horizon)
+        rows += await _replenish_rows(recorded, replenish, today)
     await insert_task_rows(rows, report)
     # Keep one open replenish per member and category: the latest run-out wins,
     # whichever order the receipts arrived in.
@@ -325,7 +333,7 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
 
 
 async def _replenish_rows(
-    recorded: list[PurchaseRecorded], rule: Rule, horizon: date
+    recorded: list[PurchaseRecorded], rule: Rule, today: dict[int, date]
 ) -> list[tuple[Any, ...]]:
     products = {p for r in recorded for p, _ in r.lines}
     cond, args = in_list(sorted(products), "int")
@@ -361,9 +369,12 @@ async def _replenish_rows(
         lo, hi = OWN_RATE_CLAMP
         label_per_unit = label_days / units
         per_unit = min(max(per_unit, label_per_unit * lo), label_per_unit * hi)
-        run_out = purchase.purchased_on + timedelta(days=round(per_unit * units))
+        supply_days = round(per_unit * units)
+        if supply_days > MAX_SUPPLY_DAYS:
+            continue  # a stock-up for over a year: nothing to follow up this year
+        run_out = purchase.purchased_on + timedelta(days=supply_days)
         due, expires = rule.window(run_out)
-        if expires < horizon:
+        if expires < today[purchase.store_id]:
             continue
         name = CATEGORY_NAMES.get(category, category)
         rows.append(
@@ -378,7 +389,9 @@ async def _replenish_rows(
                 expires,
                 rule.priority,
                 f"purchase:{purchase.purchase_id}",
-                f"replenish:{member}:{category}:{purchase.purchased_on}",
+                # By purchase: a second purchase the same day makes a later run-out,
+                # which then supersedes the first day's task.
+                f"replenish:{member}:{category}:{purchase.purchase_id}",
             )
         )
     return rows

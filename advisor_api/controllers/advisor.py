@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
@@ -23,6 +23,11 @@ def me(request: Request[Principal, Any, Any]) -> Principal:
     return request.user
 
 
+MAX_DAYS_AWAY = 366
+# Ids travel as 64-bit integers: a larger number in a path can name nothing.
+Id = Annotated[int, PathParameter(ge=1, le=2**62)]
+
+
 class AdvisorController(Controller):
     path = "/advisor/v1"
     tags = ["Advisor"]
@@ -35,13 +40,19 @@ class AdvisorController(Controller):
         day: Annotated[date | None, QueryParameter(name="date")] = None,
     ) -> Response[TodayOut]:
         advisor_id, timezone = _advisor(request)
-        on = day or clock.today(clock.zone(timezone))
+        today = clock.today(clock.zone(timezone))
+        on = day or today
+        if abs((on - today).days) > MAX_DAYS_AWAY:
+            raise InvalidInput.on("date", f"within {MAX_DAYS_AWAY} days of today")
 
         async def compute() -> bytes:
             return msgspec.json.encode(await queries.advisor_today(advisor_id, timezone, on))
 
-        cache: TodayCache = request.app.state.today_cache
-        body = await cache.get(advisor_id, on, compute)
+        if on != today:  # other days are looked at rarely: not worth memory
+            body = await compute()
+        else:
+            cache: TodayCache = request.app.state.today_cache
+            body = await cache.get(advisor_id, on, compute)
         return cast("Response[TodayOut]", Response(body, media_type=MediaType.JSON))
 
     @get("/tasks", summary="Changes since a cursor, for a phone that was offline")
@@ -61,8 +72,8 @@ class AdvisorController(Controller):
     async def member(
         self,
         request: Request[Principal, Any, Any],
-        member_id: int,
-        purchases_offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        member_id: Id,
+        purchases_offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
         purchases_limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     ) -> MemberView:
         return await queries.member_view(
@@ -71,7 +82,7 @@ class AdvisorController(Controller):
 
     @post("/tasks/{task_id:int}/outcome", status_code=201, summary="Record what happened on a call")
     async def outcome(
-        self, request: Request[Principal, Any, Any], task_id: int, data: JSONBody[OutcomeIn]
+        self, request: Request[Principal, Any, Any], task_id: Id, data: JSONBody[OutcomeIn]
     ) -> Response[OutcomeOut]:
         advisor_id, timezone = _advisor(request)
         created, answer = await outcomes.record_outcome(advisor_id, timezone, task_id, data)
@@ -79,7 +90,7 @@ class AdvisorController(Controller):
 
     @post("/tasks/{task_id:int}/snooze", status_code=200, summary="Move a task's due date")
     async def snooze(
-        self, request: Request[Principal, Any, Any], task_id: int, data: JSONBody[SnoozeIn]
+        self, request: Request[Principal, Any, Any], task_id: Id, data: JSONBody[SnoozeIn]
     ) -> dict[str, Any]:
         advisor_id, timezone = _advisor(request)
         return await outcomes.snooze(advisor_id, timezone, task_id, data.until)

@@ -14,7 +14,7 @@ from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreI
 CodePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Limit = Annotated[int, QueryParameter(ge=1, le=registry.MAX_PAGE)]
-Offset = Annotated[int, QueryParameter(ge=0)]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
 Filter = Annotated[str | None, QueryParameter(max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 

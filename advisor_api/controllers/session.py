@@ -28,10 +28,12 @@ class LoginOut(Struct):
     role: str
 
 
-class HealthOut(Struct):
+class HealthOut(Struct, omit_defaults=True):
     status: str
     database: str
-    scheduler: str
+    scheduler: str  # running | off
+    # With several processes one scheduler acts (leader) and the others stand by.
+    scheduler_role: str | None = None
 
 
 @post(
@@ -61,9 +63,11 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> Log
 @get("/health", tags=["Health"], summary="Liveness and database reachability")
 async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     jobs = request.app.state.get("scheduler")
-    scheduler = jobs.state if jobs is not None else "off"
+    state = jobs.state if jobs is not None else "off"
+    scheduler = "off" if state == "off" else "running"
+    role = {"running": "leader", "standby": "standby"}.get(state)
     try:
         await fetch("SELECT 1 AS ok")
     except Exception:  # any failure to reach the database is the answer itself
-        return Response(HealthOut("degraded", "unreachable", scheduler), status_code=503)
-    return Response(HealthOut("ok", "ok", scheduler), status_code=200)
+        return Response(HealthOut("degraded", "unreachable", scheduler, role), status_code=503)
+    return Response(HealthOut("ok", "ok", scheduler, role), status_code=200)
