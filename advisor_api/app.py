@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
@@ -48,10 +48,7 @@ def create_app(
     wire_domains(settings.conversion_days)
     today_cache = TodayCache(settings.today_cache_seconds)
     stores = StoreRegistry(default_factory=lambda _: MemoryStore())
-    login_rate = RateLimitConfig(
-        rate_limit=("minute", settings.login_per_minute_per_address),
-        check_throttle_handler=lambda request: request.url.path == "/auth/login",
-    )
+    login_rate = RateLimitConfig(rate_limit=("minute", settings.login_per_minute_per_address))
     jwt_auth = build_jwt_auth(settings)
 
     @asynccontextmanager
@@ -72,7 +69,9 @@ def create_app(
     return Litestar(
         route_handlers=[
             health,
-            login,
+            # Mounted on the login route alone: an app-wide middleware would cost
+            # every request a look at its path.
+            Router(path="/", route_handlers=[login], middleware=[login_rate.middleware]),
             PosController,
             HqRegistryController,
             HqPlaybookController,
@@ -83,7 +82,6 @@ def create_app(
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[login_rate.middleware],
         stores=stores,
         state=State(
             {

@@ -150,3 +150,13 @@ async def connection_pool(max_size: int = 20) -> AsyncIterator[None]:
         yield
     finally:
         await db.close_connection_pool()
+
+
+async def insert_count(sql: str, *args: Any) -> int:
+    """Run an INSERT and count the rows it made, without shipping them back."""
+    if is_postgres():
+        rows = await fetch(
+            f"WITH made AS ({sql} RETURNING 1) SELECT COUNT(*) AS n FROM made", *args
+        )
+        return int(rows[0]["n"])
+    return len(await fetch(f"{sql} RETURNING 1", *args))

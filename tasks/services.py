@@ -17,7 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 from members import clock
-from members.db import fetch, in_list, in_write_transaction, param, rows_source
+from members.db import fetch, in_list, in_write_transaction, insert_count, param, rows_source
 from members.errors import InvalidInput
 from members.events import AdvisorLeft, MemberJoined, PurchaseRecorded
 from tasks.playbook import KINDS
@@ -527,21 +527,25 @@ def births_turning(months: int, on: date) -> tuple[date, date] | None:
 
 def _month_age_ranges(
     ages: Iterable[int], rule: Rule, day: date
-) -> list[tuple[date, date, date, date, date, int]]:
-    """(birth from, birth to, anchor, due, expires, months) for every anchor open on ``day``."""
-    ranges = []
+) -> list[tuple[date, date, date, date, int]]:
+    """(birth date, anchor, due, expires, months) for every anchor open on ``day``.
+
+    One row per birth date rather than per range: joined by equality, the planner
+    walks the babies' birth-date index a day at a time instead of hashing every baby."""
+    births = []
     for months in ages:
         for anchor in rule.anchors_open_on(day):
-            births = births_turning(months, anchor)
-            if births is not None:
+            turning = births_turning(months, anchor)
+            if turning is not None:
                 due, expires = rule.window(anchor)
-                ranges.append((*births, anchor, due, expires, months))
-    return ranges
+                first, last = turning
+                for offset in range((last - first).days + 1):
+                    births.append((first + timedelta(days=offset), anchor, due, expires, months))
+    return births
 
 
 RANGE_ROW = [
-    ("birth_from", "date"),
-    ("birth_to", "date"),
+    ("birth_date", "date"),
     ("anchor_on", "date"),
     ("due_on", "date"),
     ("expires_on", "date"),
@@ -551,23 +555,23 @@ RANGE_ROW = [
 
 async def _insert_from_babies(
     kind: str, rule: Rule, day: date, timezone: str, ages: Iterable[int], extra: str, reason: str
-) -> list[dict[str, Any]]:
+) -> int:
     ranges = _month_age_ranges(ages, rule, day)
     if not ranges:
-        return []
+        return 0
     source, args = rows_source(RANGE_ROW, ranges)
     now = clock.now()
-    created: list[dict[str, Any]] = await fetch(
+    return await insert_count(
         f"{TASK_INSERT} SELECT {param('text')}, m.id, m.home_store, {OWNER_IF_ACTIVE},"
         f" CAST(r.months AS TEXT), {reason}, {param('text')}, r.anchor_on, r.due_on,"
         f" r.expires_on, {param('int')}, 'open', 'baby:' || b.id,"
         f" {param('text')} || b.id || ':' || r.months,"
         f" {param('timestamptz')}, {param('timestamptz')}"
-        f" FROM ({source}) AS r JOIN baby b ON b.birth_date BETWEEN r.birth_from AND r.birth_to"
+        f" FROM ({source}) AS r JOIN baby b ON b.birth_date = r.birth_date"
         " JOIN member m ON m.id = b.member JOIN store s ON s.id = m.home_store"
         " LEFT JOIN advisor a ON a.id = m.owning_advisor"
         f" WHERE s.timezone = {param('text')} AND NOT m.do_not_contact {extra}"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, kind",
+        " ON CONFLICT (dedupe_key) DO NOTHING",
         kind,
         rule.script,
         rule.priority,
@@ -577,7 +581,6 @@ async def _insert_from_babies(
         *args,
         timezone,
     )
-    return created
 
 
 async def run_daily(day: date | None = None, timezones: Sequence[str] | None = None) -> RunReport:
@@ -606,26 +609,24 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
     report = RunReport()
     rules = await load_rules()
 
-    async def step(
-        name: str, bucket: dict[str, int], work: Awaitable[list[dict[str, Any]]]
-    ) -> None:
+    async def step(name: str, work: Awaitable[int]) -> None:
         started = time.perf_counter()
-        report.count(bucket, await work)
+        report.created[name] += await work
         report.seconds[name] += time.perf_counter() - started
 
+    started = time.perf_counter()
     in_zone = "store IN (SELECT id FROM store WHERE timezone = {})"
-    await step(
-        "expire",
+    report.count(
         report.expired,
-        transition(f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"),
+        await transition(f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"),
     )
+    report.seconds["expire"] += time.perf_counter() - started
     stage_up = rules.get("stage_up")
     if stage_up is not None and stage_up.enabled:
         # r.months is 6, 12 or 36; the member must still be on the stage below.
         lower = " ".join(f"WHEN {m} THEN {s}" for m, s in STAGE_BOUNDARIES.items())
         await step(
             "stage_up",
-            report.created,
             _insert_from_babies(
                 "stage_up",
                 stage_up,
@@ -640,7 +641,6 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
     if milestone is not None and milestone.enabled:
         await step(
             "milestone",
-            report.created,
             _insert_from_babies(
                 "milestone",
                 milestone,
@@ -653,8 +653,8 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
         )
     reactivate = rules.get("reactivate")
     if reactivate is not None and reactivate.enabled:
-        await step("reactivate", report.created, _insert_reactivate(reactivate, day, timezone))
-    await step("campaign", report.created, _insert_campaigns(rules.get("campaign"), day, timezone))
+        await step("reactivate", _insert_reactivate(reactivate, day, timezone))
+    await step("campaign", _insert_campaigns(rules.get("campaign"), day, timezone))
     stores = await fetch("SELECT id FROM store WHERE timezone = {}", timezone)
     await assign_unassigned([s["id"] for s in stores])
     start, end = clock.day_bounds(day, clock.zone(timezone))
@@ -672,13 +672,13 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
     return report
 
 
-async def _insert_reactivate(rule: Rule, day: date, timezone: str) -> list[dict[str, Any]]:
+async def _insert_reactivate(rule: Rule, day: date, timezone: str) -> int:
     anchors = [(a, *rule.window(a)) for a in rule.anchors_open_on(day)]
     source, args = rows_source(
         [("anchor_on", "date"), ("due_on", "date"), ("expires_on", "date")], anchors
     )
     now = clock.now()
-    created: list[dict[str, Any]] = await fetch(
+    return await insert_count(
         f"{TASK_INSERT} SELECT 'reactivate', m.id, m.home_store, {OWNER_IF_ACTIVE}, '',"
         f" '已' || {param('int')} || '天未购买', {param('text')}, r.anchor_on, r.due_on,"
         f" r.expires_on, {param('int')}, 'open', 'member:' || m.id,"
@@ -687,7 +687,7 @@ async def _insert_reactivate(rule: Rule, day: date, timezone: str) -> list[dict[
         f" FROM ({source}) AS r JOIN member m ON m.last_purchase_on = r.anchor_on"
         " JOIN store s ON s.id = m.home_store LEFT JOIN advisor a ON a.id = m.owning_advisor"
         f" WHERE s.timezone = {param('text')} AND NOT m.do_not_contact"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, kind",
+        " ON CONFLICT (dedupe_key) DO NOTHING",
         rule.due_offset_days,
         rule.script,
         rule.priority,
@@ -696,10 +696,9 @@ async def _insert_reactivate(rule: Rule, day: date, timezone: str) -> list[dict[
         *args,
         timezone,
     )
-    return created
 
 
-async def _insert_campaigns(rule: Rule | None, day: date, timezone: str) -> list[dict[str, Any]]:
+async def _insert_campaigns(rule: Rule | None, day: date, timezone: str) -> int:
     priority = rule.priority if rule else 4
     campaigns = await fetch(
         "SELECT id, name, starts_on, ends_on, script, segment FROM campaign"
@@ -707,7 +706,7 @@ async def _insert_campaigns(rule: Rule | None, day: date, timezone: str) -> list
         day,
         day,
     )
-    created: list[dict[str, Any]] = []
+    created = 0
     for campaign in campaigns:
         created += await insert_campaign_tasks(campaign, day, timezone, priority)
     return created
@@ -715,7 +714,7 @@ async def _insert_campaigns(rule: Rule | None, day: date, timezone: str) -> list
 
 async def insert_campaign_tasks(
     campaign: dict[str, Any], day: date, timezone: str, priority: int
-) -> list[dict[str, Any]]:
+) -> int:
     """One task per member of the campaign's segment, due at its start (or today,
     for a member who joined the segment since) and expiring at its end."""
     segment = campaign["segment"]
@@ -750,7 +749,7 @@ async def insert_campaign_tasks(
     where = "".join(f" AND {f}" for f in filters)
     starts_on = _as_date(campaign["starts_on"])
     now = clock.now()
-    created: list[dict[str, Any]] = await fetch(
+    return await insert_count(
         f"{TASK_INSERT} SELECT 'campaign', m.id, m.home_store, {OWNER_IF_ACTIVE},"
         f" {param('text')}, {param('text')}, {param('text')}, {param('date')}, {param('date')},"
         f" {param('date')}, {param('int')}, 'open', {param('text')},"
@@ -758,7 +757,7 @@ async def insert_campaign_tasks(
         " FROM member m JOIN store s ON s.id = m.home_store"
         " LEFT JOIN advisor a ON a.id = m.owning_advisor"
         f" WHERE s.timezone = {{}} AND NOT m.do_not_contact{where}"
-        " ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, kind",
+        " ON CONFLICT (dedupe_key) DO NOTHING",
         str(campaign["id"]),
         campaign["name"][:200],
         campaign["script"],
@@ -773,7 +772,6 @@ async def insert_campaign_tasks(
         timezone,
         *args,
     )
-    return created
 
 
 async def create_campaign(
@@ -821,9 +819,7 @@ async def create_campaign(
         for zone in await fetch("SELECT DISTINCT timezone FROM store"):
             today = clock.today(clock.zone(zone["timezone"]))
             if starts_on <= today <= ends_on:
-                made += len(
-                    await insert_campaign_tasks(campaign, today, zone["timezone"], priority)
-                )
+                made += await insert_campaign_tasks(campaign, today, zone["timezone"], priority)
         if made:
             stores = await fetch(
                 "SELECT DISTINCT store FROM task WHERE assignee IS NULL AND status = 'open'"
