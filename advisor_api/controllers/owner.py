@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import QueryParameter
+from litestar.params import PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from members import clock
@@ -24,7 +24,7 @@ class OwnerController(Controller):
     async def dashboard(
         self,
         request: Request[Principal, Any, Any],
-        store_code: str,
+        store_code: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")],
         period: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Dashboard:
         who = request.user
