@@ -68,3 +68,9 @@ def day_bounds(day: date, tz: tzinfo) -> tuple[datetime, datetime]:
     """The UTC instants a store-local calendar day starts and ends at."""
     start = datetime.combine(day, time.min, tzinfo=tz)
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
+
+
+def as_date(value: object) -> date:
+    """A date column as read back: a ``date`` from the drivers, or its ISO text where
+    SQLite hands back an expression's value."""
+    return value if isinstance(value, date) else date.fromisoformat(str(value))

@@ -301,7 +301,7 @@ async def snooze(advisor_id: int, timezone: str, task_id: int, until: date) -> d
         today = clock.today(clock.zone(timezone))
         if until < today:
             raise InvalidInput.on("until", "is in the past")
-        if until > _as_date(task["expires_on"]):
+        if until > clock.as_date(task["expires_on"]):
             raise InvalidInput.on("until", f"is after the task expires on {task['expires_on']}")
         now = clock.now()
         await fetch(
@@ -314,10 +314,6 @@ async def snooze(advisor_id: int, timezone: str, task_id: int, until: date) -> d
 
     result: dict[str, Any] = await in_write_transaction(work)
     return result
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 async def convert(recorded: list[PurchaseRecorded]) -> None:

@@ -310,7 +310,10 @@ async def member_view(
         member_id,
     )
     repeat = len(latest_two) == 2 and (
-        (_day(latest_two[0]["purchased_on"]) - _day(latest_two[1]["purchased_on"])).days
+        (
+            clock.as_date(latest_two[0]["purchased_on"])
+            - clock.as_date(latest_two[1]["purchased_on"])
+        ).days
         <= REPEAT_WINDOW_DAYS
     )
     tasks = await fetch(
@@ -337,7 +340,7 @@ async def member_view(
         phone=m["phone"],
         home_store=m["store_code"],
         owning_advisor=m["advisor_code"],
-        joined_on=_day(m["joined_on"]),
+        joined_on=clock.as_date(m["joined_on"]),
         do_not_contact=bool(m["do_not_contact"]),
         wrong_number_reported=m["wrong_number_at"] is not None,
         babies=(await babies_of_members([member_id], today)).get(member_id, []),
@@ -363,7 +366,7 @@ async def member_view(
                 kind=t["kind"],
                 reason=t["reason"],
                 status=t["status"],
-                due_date=_day(t["due_on"]),
+                due_date=clock.as_date(t["due_on"]),
                 outcomes=outcomes.get(t["id"], []),
                 converted_amount=(
                     str(fen_to_yuan(t["converted_fen"])) if t["converted_fen"] is not None else None
@@ -372,7 +375,3 @@ async def member_view(
             for t in tasks
         ],
     )
-
-
-def _day(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))

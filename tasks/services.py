@@ -412,16 +412,12 @@ async def _categorywrite_history(
         *args,
     )
     return {
-        (r["member"], r["category"], _as_date(r["purchased_on"])): (
+        (r["member"], r["category"], clock.as_date(r["purchased_on"])): (
             int(r["units"]),
             int(r["label_days"]),
         )
         for r in rows
     }
-
-
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
 def _own_days_per_unit(days: dict[date, list[int]]) -> float | None:
@@ -747,7 +743,7 @@ async def insert_campaign_tasks(
         )
         args.append(segment["last_purchase_category"])
     where = "".join(f" AND {f}" for f in filters)
-    starts_on = _as_date(campaign["starts_on"])
+    starts_on = clock.as_date(campaign["starts_on"])
     now = clock.now()
     return await insert_count(
         f"{TASK_INSERT} SELECT 'campaign', m.id, m.home_store, {OWNER_IF_ACTIVE},"
@@ -763,7 +759,7 @@ async def insert_campaign_tasks(
         campaign["script"],
         starts_on,
         max(starts_on, day),
-        _as_date(campaign["ends_on"]),
+        clock.as_date(campaign["ends_on"]),
         priority,
         f"campaign:{campaign['id']}",
         f"campaign:{campaign['id']}:",
