@@ -214,8 +214,7 @@ def _applies(task: dict[str, Any], recorded_at: datetime, tz: Any) -> tuple[bool
     if status == "expired":
         expires_on = task["expires_on"]
         lapsed_at, _ = clock.day_bounds(
-            (expires_on if isinstance(expires_on, date) else date.fromisoformat(expires_on))
-            + timedelta(days=1),
+            clock.as_date(expires_on) + timedelta(days=1),
             tz,
         )
         if recorded_at < lapsed_at:
