@@ -5,7 +5,9 @@
   ended; completion_rate = done ÷ (done + expired), None when neither;
 - conversions / converted_amount: tasks converted by a purchase made in the period;
 - new_members: members who joined the store in the period, by recruiting advisor;
-- points: points earned on purchases credited to the advisor in the period.
+- points: points earned on purchases credited to the advisor in the period;
+- revenue and rn3: the period's purchase revenue credited to the advisor, and the
+  share of it from repeat purchases within 90 days of the member's previous one.
 Each figure is one grouped query over the store's rows.
 """
 
@@ -17,13 +19,14 @@ from typing import Any
 
 from msgspec import Struct
 
-from members.db import fetch
+from members.db import fetch, is_postgres
 from members.errors import NotFound
 from members.periods import Period
 from members.phones import mask_phone
 from members.services import fen_to_yuan
 
 NOBODY = "(unassigned)"
+REPEAT_DAYS = 90
 
 
 class DashboardLine(Struct):
@@ -38,6 +41,10 @@ class DashboardLine(Struct):
     completion_rate: str | None  # e.g. "0.6667"
     conversions: int
     converted_amount: str
+    revenue: str
+    # RN3: the share of revenue from repeat purchases made within 90 days of the
+    # member's previous purchase (anywhere in the chain).
+    rn3: str | None
 
 
 class WrongNumber(Struct):
@@ -57,11 +64,21 @@ class Dashboard(Struct):
     wrong_numbers: list[WrongNumber]
 
 
-def completion(done: int, expired: int) -> str | None:
-    if done + expired == 0:
+def share(part: int, whole: int) -> str | None:
+    """A ratio to four places, half-up; None when there is nothing to divide."""
+    if whole == 0:
         return None
-    rate = (Decimal(done) / Decimal(done + expired)).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return str(rate)
+    return str((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
+def completion(done: int, expired: int) -> str | None:
+    return share(done, done + expired)
+
+
+def _days_between(later: str, earlier: str) -> str:
+    if is_postgres():
+        return f"({later} - {earlier})"
+    return f"(julianday({later}) - julianday({earlier}))"
 
 
 async def store_dashboard(
@@ -115,14 +132,27 @@ async def store_dashboard(
         last,
     ):
         figures[row["who"]]["new_members"] += int(row["n"])
+    # Revenue, points and RN3 in one pass: each purchase here in the period, with the
+    # member's previous purchase anywhere (LAG over the member's purchases).
+    gap = _days_between("p.purchased_on", "p.previous_on")
     for row in await fetch(
-        "SELECT advisor AS who, SUM(points_earned) AS n FROM purchase WHERE store = {}"
-        " AND purchased_on BETWEEN {} AND {} GROUP BY advisor",
+        "SELECT p.advisor AS who, SUM(p.points_earned) AS points, SUM(p.total_fen) AS revenue,"
+        f" SUM(CASE WHEN p.previous_on IS NOT NULL AND {gap} <= {REPEAT_DAYS}"
+        " THEN p.total_fen ELSE 0 END) AS repeat_fen FROM (SELECT id, advisor, store,"
+        " purchased_on, points_earned, total_fen, LAG(purchased_on) OVER (PARTITION BY member"
+        " ORDER BY purchased_at, id) AS previous_on FROM purchase WHERE member IN"
+        " (SELECT member FROM purchase WHERE store = {} AND purchased_on BETWEEN {} AND {})) p"
+        " WHERE p.store = {} AND p.purchased_on BETWEEN {} AND {} GROUP BY p.advisor",
+        store,
+        first,
+        last,
         store,
         first,
         last,
     ):
-        figures[row["who"]]["points"] += int(row["n"] or 0)
+        figures[row["who"]]["points"] += int(row["points"] or 0)
+        figures[row["who"]]["revenue_fen"] += int(row["revenue"] or 0)
+        figures[row["who"]]["repeat_fen"] += int(row["repeat_fen"] or 0)
     advisors = {
         row["id"]: row
         for row in await fetch(
@@ -161,6 +191,8 @@ async def store_dashboard(
             completion_rate=completion(f["tasks_done"], f["tasks_expired"]),
             conversions=f["conversions"],
             converted_amount=str(fen_to_yuan(f["converted_fen"])),
+            revenue=str(fen_to_yuan(f["revenue_fen"])),
+            rn3=share(f["repeat_fen"], f["revenue_fen"]),
         )
 
     lines = [

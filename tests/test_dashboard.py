@@ -47,6 +47,9 @@ async def test_the_dashboard_matches_a_hand_worked_month(
     B: 1 new member, 338 points, 2 due, 0 done and 1 expired (rate 0.0000).
     Store: 2 new members, 896 points, 4 due, 1 done, 1 expired (0.5000), 1 conversion
        of 200.00, and m2's phone to fix.
+    RN3: A's revenue is 558.00, of which m1's second purchase (5 days after her
+       first) is a repeat: 200 / 558 = 0.3584. B's 338.00 is a first purchase: 0.0000.
+       The store: 200 / 896 = 0.2232.
     """
     shop = await make_shop()
     a, b = shop.advisors
@@ -86,10 +89,45 @@ async def test_the_dashboard_matches_a_hand_worked_month(
         "completion_rate",
         "conversions",
         "converted_amount",
+        "revenue",
+        "rn3",
     )
-    assert [lines[a][f] for f in figures] == [1, 558, 2, 1, 0, "1.0000", 1, "200.00"]
-    assert [lines[b][f] for f in figures] == [1, 338, 2, 0, 1, "0.0000", 0, "0.00"]
-    assert [board["store"][f] for f in figures] == [2, 896, 4, 1, 1, "0.5000", 1, "200.00"]
+    assert [lines[a][f] for f in figures] == [
+        1,
+        558,
+        2,
+        1,
+        0,
+        "1.0000",
+        1,
+        "200.00",
+        "558.00",
+        "0.3584",
+    ]
+    assert [lines[b][f] for f in figures] == [
+        1,
+        338,
+        2,
+        0,
+        1,
+        "0.0000",
+        0,
+        "0.00",
+        "338.00",
+        "0.0000",
+    ]
+    assert [board["store"][f] for f in figures] == [
+        2,
+        896,
+        4,
+        1,
+        1,
+        "0.5000",
+        1,
+        "200.00",
+        "896.00",
+        "0.2232",
+    ]
     assert [w["phone"] for w in board["wrong_numbers"]] == [f"{m2[:3]}****{m2[-4:]}"]
 
     # Only their stores: another owner, an advisor, a bad period.
