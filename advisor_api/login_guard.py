@@ -4,6 +4,7 @@ for a while, whichever address the guesses come from."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
@@ -19,6 +20,15 @@ class PhoneLockout:
         self._store = store
         self._max = max_failures
         self._window = window_seconds
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def serialised(self, phone: str) -> asyncio.Lock:
+        """One sign-in at a time per phone in this process, so that parallel guesses
+        are counted before the next is tried rather than all racing past the check."""
+        key = self._key(phone)
+        if len(self._locks) > 10_000:
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+        return self._locks.setdefault(key, asyncio.Lock())
 
     @staticmethod
     def _key(phone: str) -> str:

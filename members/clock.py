@@ -45,8 +45,12 @@ def is_valid_timezone(name: str) -> bool:
 
 
 def local_date(instant: datetime, tz: tzinfo) -> date:
-    """The calendar day an instant falls on for a store in ``tz``."""
-    return instant.astimezone(tz).date()
+    """The calendar day an instant falls on for a store in ``tz``. Raises ValueError
+    for an instant at the very edge of the calendar."""
+    try:
+        return instant.astimezone(tz).date()
+    except OverflowError:
+        raise ValueError("is out of range") from None
 
 
 def today(tz: tzinfo) -> date:

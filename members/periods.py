@@ -35,8 +35,11 @@ def parse_period(text: str) -> Period:
         )
     week = _WEEK.match(text)
     if week:
-        first = date.fromisocalendar(int(week[1]), int(week[2]), 1)
-        return Period(text, first, first + timedelta(days=6))
+        try:
+            first = date.fromisocalendar(int(week[1]), int(week[2]), 1)
+            return Period(text, first, first + timedelta(days=6))
+        except OverflowError:
+            raise ValueError("is out of range") from None
     try:
         day = date.fromisoformat(text)
     except ValueError:

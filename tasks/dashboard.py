@@ -19,9 +19,10 @@ from typing import Any
 
 from msgspec import Struct
 
+from members import clock
 from members.db import fetch, is_postgres
 from members.errors import NotFound
-from members.periods import Period
+from members.periods import Period, month_of
 from members.phones import mask_phone
 from members.services import fen_to_yuan
 
@@ -82,13 +83,15 @@ def _days_between(later: str, earlier: str) -> str:
 
 
 async def store_dashboard(
-    store_code: str, allowed: frozenset[int] | None, period: Period
+    store_code: str, allowed: frozenset[int] | None, period: Period | None
 ) -> Dashboard:
     """``allowed``: the stores the caller may see (None: every store, for HQ)."""
-    stores = await fetch("SELECT id FROM store WHERE code = {}", store_code)
+    stores = await fetch("SELECT id, timezone FROM store WHERE code = {}", store_code)
     if not stores or (allowed is not None and stores[0]["id"] not in allowed):
         raise NotFound(f"no store {store_code} of yours")
     store = stores[0]["id"]
+    # By default the store's own current month.
+    period = period or month_of(clock.today(clock.zone(stores[0]["timezone"])))
     first, last = period.first, period.last
     figures: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in await fetch(
@@ -116,7 +119,7 @@ async def store_dashboard(
         counts["tasks_expired"] += int(row["expired"] or 0)
     for row in await fetch(
         "SELECT t.assignee AS who, COUNT(*) AS n, SUM(t.converted_fen) AS fen FROM task t"
-        " JOIN purchase p ON p.id = t.converted_purchase WHERE t.store = {}"
+        " JOIN purchase p ON p.id = t.converted_purchase WHERE t.store = {} AND t.status = 'done'"
         " AND p.purchased_on BETWEEN {} AND {} GROUP BY t.assignee",
         store,
         first,

@@ -44,6 +44,7 @@ class Conversion:
 
 
 MAX_CALLBACK_AHEAD = timedelta(days=90)
+CLOCK_GRACE = timedelta(days=1)
 
 
 class OutcomeIn(msgspec.Struct):
@@ -87,7 +88,10 @@ async def record_outcome(
         raise InvalidInput.on("recorded_at", str(exc)) from None
     if recorded_at > clock.now() + FUTURE_TOLERANCE:
         raise InvalidInput.on("recorded_at", "is in the future")
-    recorded_on = clock.local_date(recorded_at, tz)
+    try:
+        recorded_on = clock.local_date(recorded_at, tz)
+    except ValueError as exc:
+        raise InvalidInput.on("recorded_at", str(exc)) from None
     callback_on = data.next_contact_on
     if callback_on is not None and not (
         recorded_on <= callback_on <= recorded_on + MAX_CALLBACK_AHEAD
@@ -95,36 +99,51 @@ async def record_outcome(
         raise InvalidInput.on("next_contact_on", "from the day of the call to 90 days after it")
     digest = _digest(task_id, data)
 
-    async def work() -> tuple[bool, OutcomeOut]:
+    async def replayed() -> OutcomeOut | None:
         earlier = await fetch(
             "SELECT task, request_hash, task_status, applied, callback_task FROM outcome"
             " WHERE advisor = {} AND client_outcome_id = {}",
             advisor_id,
             data.client_outcome_id,
         )
-        if earlier:
-            row = earlier[0]
-            if row["request_hash"] != digest:
-                raise Conflict(
-                    f"client_outcome_id {data.client_outcome_id} was used for another outcome",
-                    [FieldError("client_outcome_id", "already used for another outcome")],
-                )
-            return False, OutcomeOut(
-                task_id=row["task"],
-                status=row["task_status"],
-                applied=bool(row["applied"]),
-                callback_task_id=row["callback_task"],
+        if not earlier:
+            return None
+        row = earlier[0]
+        if row["request_hash"] != digest:
+            raise Conflict(
+                f"client_outcome_id {data.client_outcome_id} was used for another outcome",
+                [FieldError("client_outcome_id", "already used for another outcome")],
             )
+        return OutcomeOut(
+            task_id=row["task"],
+            status=row["task_status"],
+            applied=bool(row["applied"]),
+            callback_task_id=row["callback_task"],
+        )
+
+    async def work() -> tuple[bool, OutcomeOut]:
+        answer = await replayed()
+        if answer is not None:
+            return False, answer
         lock = " FOR UPDATE" if is_postgres() else ""
         tasks = await fetch(
-            "SELECT id, member, store, status, status_reason, expires_on, updated_at, done_at"
-            f" FROM task WHERE id = {{}} AND assignee = {{}}{lock}",
+            "SELECT id, member, store, status, status_reason, expires_on, updated_at, done_at,"
+            f" created_at FROM task WHERE id = {{}} AND assignee = {{}}{lock}",
             task_id,
             advisor_id,
         )
         if not tasks:
             raise NotFound(f"no task {task_id} of yours")
+        # The same outcome sent twice at once: the second waited on the task's lock
+        # and now finds the first one's row.
+        answer = await replayed()
+        if answer is not None:
+            return False, answer
         task = tasks[0]
+        # A phone whose clock was reset must not rewrite history: a call cannot
+        # come before its task existed (a day's grace for clock drift).
+        if recorded_at < task["created_at"] - CLOCK_GRACE:
+            raise InvalidInput.on("recorded_at", "is before the task was made")
         asked = await fetch(
             "SELECT MIN(o.recorded_at) AS at FROM outcome o JOIN task t ON t.id = o.task"
             " WHERE t.member = {} AND o.result = 'do_not_contact'",
@@ -136,6 +155,10 @@ async def record_outcome(
         detail: str | None
         if asked_at is not None and recorded_at > asked_at:
             applied, detail = False, "the member had asked not to be contacted before this call"
+        elif task["status"] == "cancelled" and task["status_reason"] == "do_not_contact":
+            # Cancelled by a request made after this call (else the branch above):
+            # had the call arrived first it would have completed the task.
+            applied, detail = True, None
         else:
             applied, detail = _applies(task, recorded_at, tz)
         now = clock.now()
@@ -154,6 +177,8 @@ async def record_outcome(
             await write_history(
                 [{"id": task_id, "assignee": advisor_id}], task["status"], "done", data.result, now
             )
+            if data.result in REACHED:
+                await _convert_late(task_id, task["member"], recorded_at)
         callback_id = None
         if data.result == "do_not_contact":
             await _do_not_contact(task["member"], recorded_at, tz)
@@ -166,7 +191,9 @@ async def record_outcome(
                     task["member"],
                 )
             if callback_on is not None:
-                callback_id = await _callback(task, callback_on)
+                callback_id = await _callback(task, callback_on, clock.today(tz))
+                if callback_id is None:
+                    detail = f"no callback: {callback_on} had passed by the time this arrived"
         inserted = await fetch(
             "INSERT INTO outcome (task, advisor, client_outcome_id, channel, result, note,"
             " next_contact_on, recorded_at, received_at, request_hash, applied, task_status,"
@@ -224,7 +251,7 @@ def _applies(task: dict[str, Any], recorded_at: datetime, tz: Any) -> tuple[bool
             f"the task expired on {expires_on}: the call is recorded, the task stays expired",
         )
     cancelled_at = task["updated_at"]
-    if recorded_at < cancelled_at and task["status_reason"] != "do_not_contact":
+    if recorded_at < cancelled_at:
         return True, None
     return False, (
         f"the task was cancelled ({task['status_reason']}): the call is recorded,"
@@ -239,7 +266,8 @@ async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> Non
     await fetch("UPDATE member SET do_not_contact = true WHERE id = {}", member_id)
     moved = await fetch(
         "UPDATE task SET status = 'cancelled', status_reason = 'do_not_contact', result = NULL,"
-        " done_at = NULL, updated_at = {} WHERE member = {} AND (status = 'open'"
+        " done_at = NULL, converted_purchase = NULL, converted_fen = NULL, updated_at = {}"
+        " WHERE member = {} AND (status = 'open'"
         " OR (status = 'done' AND done_at > {}) OR (status = 'expired' AND expires_on >= {}))"
         " RETURNING id, kind, assignee",
         recorded_at,
@@ -250,18 +278,19 @@ async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> Non
     if moved:
         cond, args = in_list([m["id"] for m in moved], "bigint")
         await fetch(
-            f"UPDATE outcome SET applied = false, task_status = 'cancelled' WHERE task {cond}"
-            " AND result <> 'do_not_contact'",
+            f"UPDATE outcome SET applied = false, task_status = 'cancelled' WHERE task {cond}",
             *args,
         )
     await write_history(moved, "open", "cancelled", "do_not_contact", recorded_at)
 
 
-async def _callback(task: dict[str, Any], on: date) -> int | None:
+async def _callback(task: dict[str, Any], on: date, today: date) -> int | None:
     rule = (await load_rules()).get("callback")
     if rule is None or not rule.enabled:
         return None
     due, expires = rule.window(on)
+    if expires < today:
+        return None  # asked for a day already past by the time the phone synced
     key = f"callback:{task['id']}:{on}"
     await insert_task_rows(
         [
@@ -358,6 +387,30 @@ async def convert(recorded: list[PurchaseRecorded]) -> None:
         f" FROM ({source}) AS c WHERE task.id = c.task AND task.converted_purchase IS NULL",
         *args,
     )
+
+
+async def _convert_late(task_id: int, member_id: int, done_at: datetime) -> None:
+    """A reached call that syncs after the member has already bought: the first
+    purchase in its window that converted nothing converts it, as it would have
+    had the call been sent live."""
+    window = Conversion.window
+    found = await fetch(
+        "SELECT p.id, p.total_fen FROM purchase p WHERE p.member = {}"
+        " AND p.purchased_at >= {} AND p.purchased_at < {}"
+        " AND NOT EXISTS (SELECT 1 FROM task t WHERE t.converted_purchase = p.id)"
+        " ORDER BY p.purchased_at, p.id LIMIT 1",
+        member_id,
+        done_at,
+        done_at + window,
+    )
+    if found:
+        await fetch(
+            "UPDATE task SET converted_purchase = {}, converted_fen = {}"
+            " WHERE id = {} AND converted_purchase IS NULL",
+            found[0]["id"],
+            found[0]["total_fen"],
+            task_id,
+        )
 
 
 async def _purchase_totals(purchase_ids: list[int]) -> dict[int, int]:

@@ -8,10 +8,9 @@ from litestar import Controller, Request, get
 from litestar.params import PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
-from members import clock
 from members.accounts import Principal
 from members.errors import InvalidInput
-from members.periods import month_of, parse_period
+from members.periods import parse_period
 from tasks.dashboard import Dashboard, store_dashboard
 
 
@@ -28,9 +27,8 @@ class OwnerController(Controller):
         period: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Dashboard:
         who = request.user
-        if period is None:
-            chosen = month_of(clock.today(clock.zone(clock.DEFAULT_TIMEZONE)))
-        else:
+        chosen = None
+        if period is not None:
             try:
                 chosen = parse_period(period)
             except ValueError as exc:

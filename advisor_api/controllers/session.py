@@ -44,12 +44,13 @@ class HealthOut(Struct, omit_defaults=True):
 )
 async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> LoginOut:
     lockout: PhoneLockout = request.app.state.login_lockout
-    await lockout.check(data.phone)
-    who = await accounts.authenticate(data.phone, data.password)
-    if who is None:
-        await lockout.failed(data.phone)
-        raise NotAuthorizedException("wrong phone or password")
-    await lockout.succeeded(data.phone)
+    async with lockout.serialised(data.phone):
+        await lockout.check(data.phone)
+        who = await accounts.authenticate(data.phone, data.password)
+        if who is None:
+            await lockout.failed(data.phone)
+            raise NotAuthorizedException("wrong phone or password")
+        await lockout.succeeded(data.phone)
     jwt_auth: JWTAuth[Principal, Token] = request.app.state.jwt_auth
     ttl = jwt_auth.default_token_expiration
     token = jwt_auth.create_token(
