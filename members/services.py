@@ -423,8 +423,8 @@ async def ingest_purchases(
                     InvalidInput.on("lines", "the receipt is too large for one purchase"),
                 )
                 continue
-            stages = [products[sku][2] for sku, _, _ in r.lines if products[sku][2] is not None]
-            r.formula_stage = max(stages, default=None)  # type: ignore[type-var]
+            stages = [stage for sku, _, _ in r.lines if (stage := products[sku][2]) is not None]
+            r.formula_stage = max(stages) if stages else None
             valid.append(r)
 
     if valid:
