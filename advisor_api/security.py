@@ -3,7 +3,6 @@ role guards that keep each role to what is its own."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -127,7 +126,7 @@ class PosKeys:
         self._cache: dict[str, tuple[float, StoreRef]] = {}
 
     async def store_for(self, key: str) -> StoreRef:
-        digest = hashlib.sha256(key.encode()).hexdigest()
+        digest = accounts.pos_key_hash(key)
         hit = self._cache.get(digest)
         if hit is not None and hit[0] > time.monotonic():
             return hit[1]

@@ -271,18 +271,24 @@ async def babies_of_members(member_ids: Sequence[int], today: date) -> dict[int,
     rows = await Baby.select().where(Baby.member.is_in(list(member_ids))).order_by(Baby.id)
     out: dict[int, list[BabyOut]] = defaultdict(list)
     for b in rows:
-        months = age_in_months(b["birth_date"], today) if b["birth_date"] else None
-        out[b["member"]].append(
-            BabyOut(
-                baby_id=b["id"],
-                name=b["name"],
-                birth_date=b["birth_date"],
-                due_date=b["due_date"],
-                age_months=months,
-                stage=stage_for_age(months) if months is not None and months >= 0 else None,
-            )
-        )
+        out[b["member"]].append(baby_out(b["id"], b["name"], b["birth_date"], b["due_date"], today))
     return out
+
+
+def baby_out(
+    baby_id: int, name: str, birth_date: date | None, due_date: date | None, today: date
+) -> BabyOut:
+    """A baby as the phone and the till show it: age in whole months and the formula
+    stage that age calls for (none before birth)."""
+    months = age_in_months(birth_date, today) if birth_date else None
+    return BabyOut(
+        baby_id=baby_id,
+        name=name,
+        birth_date=birth_date,
+        due_date=due_date,
+        age_months=months,
+        stage=stage_for_age(months) if months is not None and months >= 0 else None,
+    )
 
 
 # --- purchases ---------------------------------------------------------------

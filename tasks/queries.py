@@ -12,7 +12,7 @@ from members import clock
 from members.db import fetch, in_list, is_postgres
 from members.errors import NotFound
 from members.schemas import BabyOut
-from members.services import age_in_months, babies_of_members, fen_to_yuan, stage_for_age
+from members.services import babies_of_members, baby_out, fen_to_yuan, stage_for_age
 from tasks.schemas import (
     Card,
     CardMember,
@@ -67,21 +67,16 @@ def _babies_json() -> str:
 
 
 def _babies(raw: str | None, day: date) -> list[BabyOut]:
-    out = []
-    for b in msgspec.json.decode(raw or "[]"):
-        birth = date.fromisoformat(b["birth_date"]) if b["birth_date"] else None
-        months = age_in_months(birth, day) if birth else None
-        out.append(
-            BabyOut(
-                baby_id=b["id"],
-                name=b["name"],
-                birth_date=birth,
-                due_date=date.fromisoformat(b["due_date"]) if b["due_date"] else None,
-                age_months=months,
-                stage=stage_for_age(months) if months is not None and months >= 0 else None,
-            )
+    return [
+        baby_out(
+            b["id"],
+            b["name"],
+            date.fromisoformat(b["birth_date"]) if b["birth_date"] else None,
+            date.fromisoformat(b["due_date"]) if b["due_date"] else None,
+            day,
         )
-    return out
+        for b in msgspec.json.decode(raw or "[]")
+    ]
 
 
 async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> TodayOut:
