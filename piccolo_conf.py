@@ -47,5 +47,6 @@ APP_REGISTRY = AppRegistry(
     apps=[
         "members.piccolo_app",
         "tasks.piccolo_app",
+        "incentives.piccolo_app",
     ]
 )

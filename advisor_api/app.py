@@ -19,6 +19,7 @@ from litestar.types import ControllerRouterHandler
 from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
+from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
 from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
@@ -77,6 +78,8 @@ def create_app(
             HqPlaybookController,
             AdvisorController,
             OwnerController,
+            LeaderboardController,
+            HqIncentivesController,
             *extra_routes,
         ],
         lifespan=[lifespan],

@@ -129,6 +129,20 @@ def cmd_run_daily(args: argparse.Namespace) -> None:
     print(f"elapsed {elapsed:.2f} s")
 
 
+def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
+    from incentives.services import rebuild
+    from members.periods import month_of, parse_period
+
+    try:
+        month = None if args.period is None else month_of(parse_period(args.period).first).name
+    except ValueError as exc:
+        raise SystemExit(f"--period {exc}") from None
+    report = _run(_with_pool(lambda: rebuild(month)))
+    print(f"rebuilt {', '.join(report.months) or 'nothing: no open month has facts'}")
+    print(f"advisor totals {report.advisor_rows}, store totals {report.store_rows}")
+    print(f"elapsed {report.seconds:.2f} s")
+
+
 def cmd_scheduler(_: argparse.Namespace) -> None:
     _run(_with_pool(_scheduler_forever))
 
@@ -152,6 +166,17 @@ def parser() -> argparse.ArgumentParser:
     daily = sub.add_parser("run-daily", help="the daily job: make tasks, expire lapsed ones")
     daily.add_argument("--date", type=date.fromisoformat, help="store-local date (default today)")
     daily.set_defaults(func=cmd_run_daily)
+
+    incentives = sub.add_parser("incentives", help="the score ledger").add_subparsers(
+        dest="action", required=True
+    )
+    rebuild = incentives.add_parser(
+        "rebuild", help="recompute league-table totals of open months from the score ledger"
+    )
+    rebuild.add_argument(
+        "--period", help="the month of this period, e.g. 2026-11 (default: every open month)"
+    )
+    rebuild.set_defaults(func=cmd_incentives_rebuild)
 
     user = sub.add_parser("user", help="logins").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a login")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from incentives import services as incentives
 from members import events
+from tasks import events as task_events
 from tasks import outcomes
 from tasks import services as tasks
 
@@ -17,3 +19,8 @@ def wire_domains(conversion_days: int = 7) -> None:
         on_advisor_left=tasks.on_advisor_left,
     )
     events.listen(on_purchases=outcomes.convert)
+    # After the playbook: the score ledger sees the purchase's conversions too.
+    events.listen(
+        on_purchases=incentives.credit_purchases, on_members=incentives.credit_new_members
+    )
+    task_events.listen(incentives.credit_tasks)

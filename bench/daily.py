@@ -163,10 +163,6 @@ def serve(port: int) -> None:
 
 async def sign_in_advisors(url: str, day: date, count: int, base: str) -> list[str]:
     import asyncpg
-    import httpx
-
-    from members import accounts
-    from members.db import connection_pool
 
     conn = await asyncpg.connect(url)
     try:
@@ -179,6 +175,21 @@ async def sign_in_advisors(url: str, day: date, count: int, base: str) -> list[s
                 count,
             )
         ]
+    finally:
+        await conn.close()
+    return await sign_in(url, codes, base)
+
+
+async def sign_in(url: str, codes: list[str], base: str) -> list[str]:
+    """Bearer tokens of these advisors, making their logins first where missing."""
+    import asyncpg
+    import httpx
+
+    from members import accounts
+    from members.db import connection_pool
+
+    conn = await asyncpg.connect(url)
+    try:
         have = {
             r["phone"]
             for r in await conn.fetch(
@@ -216,10 +227,16 @@ async def sign_in_advisors(url: str, day: date, count: int, base: str) -> list[s
 
 
 async def load(
-    port: int, path: str, tokens: list[str], clients: int, seconds: float
+    port: int,
+    path: str,
+    tokens: list[str],
+    clients: int,
+    seconds: float,
+    latencies: list[float] | None = None,
 ) -> tuple[float, float, int]:
-    """Keep-alive HTTP/1.1 from ``clients`` connections for ``seconds``: (req/s, p99 ms, errors)."""
-    latencies: list[float] = []
+    """Keep-alive HTTP/1.1 from ``clients`` connections for ``seconds``: (req/s, p99 ms,
+    errors); each request's seconds are added to ``latencies`` when given."""
+    latencies = [] if latencies is None else latencies
     errors = 0
     stop = time.perf_counter() + seconds
 

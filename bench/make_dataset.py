@@ -85,6 +85,14 @@ MEMBER_TABLES = [
     "user_account",
     "user_store",
     "pos_key",
+    # The incentives' tables, emptied and vacuumed with the rest.
+    "score_fact",
+    "advisor_score",
+    "store_score",
+    "closed_month",
+    "statement_line",
+    "contest",
+    "contest_pair",
 ]
 # Tables given explicit ids here (so that rows can point at each other by arithmetic
 # instead of joins); their sequences are moved past the ids afterwards.
@@ -301,6 +309,22 @@ WHERE points > 0
 # latest formula stage it finds babies due to move stage by.
 # Every member with ledger rows has purchases, so the purchases side drives the join;
 # all stores share one time zone, so the latest day is the latest purchase's day.
+# The score ledger the service would have written: a new_member fact per recruited
+# member and a points fact per purchase that earned points (no month is closed yet).
+INSERT_SCORE_FACTS = """
+INSERT INTO score_fact (advisor, store, kind, amount, counts_on, counts_week, counts_month,
+                        booked_month, source_key, member, purchase, task, recorded_at)
+SELECT recruited_by, store, 'new_member', 1, joined_on, to_char(joined_on, 'IYYY-"W"IW'),
+       to_char(joined_on, 'YYYY-MM'), to_char(joined_on, 'YYYY-MM'), 'new_member:' || id,
+       id, NULL::bigint, NULL::bigint, joined_at
+FROM mplan WHERE recruited_by IS NOT NULL
+UNION ALL
+SELECT advisor, store, 'points', points, purchased_on, to_char(purchased_on, 'IYYY-"W"IW'),
+       to_char(purchased_on, 'YYYY-MM'), to_char(purchased_on, 'YYYY-MM'), 'points:' || id,
+       member, id, NULL::bigint, purchased_at
+FROM pplan WHERE points > 0 AND advisor IS NOT NULL
+"""
+
 UPDATE_MEMBER_CACHES = """
 UPDATE member m
 SET points_balance = coalesce(l.total, 0),
@@ -493,6 +517,7 @@ async def build_rows(
     await steps.run(
         "member balances and last purchases (updated)", conn.execute(UPDATE_MEMBER_CACHES)
     )
+    await steps.run("score ledger", conn.execute(INSERT_SCORE_FACTS))
     for table in EXPLICIT_ID_TABLES:
         await conn.execute(
             f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
@@ -514,7 +539,24 @@ def main(argv: list[str] | None = None) -> None:
     asyncio.run(cli.migrate())
     print(f"migrations: applied in {time.perf_counter() - steps.started:.1f} s", flush=True)
     asyncio.run(build(args, clock.today(ZoneInfo(TZ)), steps))
+    asyncio.run(build_totals(steps))
     steps.total()
+
+
+async def build_totals(steps: Steps) -> None:
+    """The league-table totals, by the service's own rebuild, a month at a time."""
+    from incentives.services import open_months, rebuild
+    from members.db import connection_pool, fetch
+
+    async with connection_pool():
+        for month in await open_months():
+            report = await rebuild(month)
+            print(
+                f"league totals {month}: {report.advisor_rows:,} advisor and"
+                f" {report.store_rows:,} store rows in {report.seconds:.1f} s",
+                flush=True,
+            )
+        await fetch("VACUUM (ANALYZE) advisor_score, store_score")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -64,12 +66,49 @@ def _is_retryable(exc: BaseException) -> bool:
     return sqlstate in {"40001", "40P01"}
 
 
+@dataclass
+class _Deferred:
+    items: dict[str, list[Any]] = field(default_factory=dict)
+    flushers: dict[str, Callable[[list[Any]], Awaitable[object]]] = field(default_factory=dict)
+
+
+_deferred: ContextVar[_Deferred | None] = ContextVar("tiantian_deferred", default=None)
+
+
+def defer(key: str, items: Sequence[Any], flush: Callable[[list[Any]], Awaitable[object]]) -> bool:
+    """Queue ``items`` to be written by ``flush`` once, just before the current write
+    transaction commits, together with everything else queued under ``key`` by then.
+    One event touches the same summary rows from several listeners; writing them in
+    one statement, in key order, means two events lock them in one order and cannot
+    deadlock. Returns False (and queues nothing) outside ``in_write_transaction``."""
+    pending = _deferred.get()
+    if pending is None:
+        return False
+    pending.items.setdefault(key, []).extend(items)
+    pending.flushers[key] = flush
+    return True
+
+
+async def _flush(pending: _Deferred) -> None:
+    while pending.items:
+        key = next(iter(pending.items))
+        items = pending.items.pop(key)
+        await pending.flushers[key](items)
+
+
 async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` in one write transaction, again from the start if it lost a race."""
     for attempt in range(RETRIES):
         try:
             async with write_transaction():
-                return await work()
+                pending = _Deferred()
+                token = _deferred.set(pending)
+                try:
+                    result = await work()
+                    await _flush(pending)
+                finally:
+                    _deferred.reset(token)
+                return result
         except Exception as exc:
             if not _is_retryable(exc) or attempt == RETRIES - 1:
                 raise

@@ -18,6 +18,7 @@ class PurchaseRecorded:
     purchased_at: datetime
     purchased_on: date
     lines: tuple[tuple[int, int], ...]  # product id, quantity
+    points_earned: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class MemberJoined:
     store_id: int
     joined_on: date
     do_not_contact: bool
+    recruited_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,8 +23,18 @@ class Period:
         return (self.last - self.first).days + 1
 
 
+FIRST_YEAR, LAST_YEAR = 2000, 2199  # the program's years: beyond them is a typo
+
+
 def parse_period(text: str) -> Period:
-    """Raises ValueError for anything else."""
+    """Raises ValueError for anything else, or for a year outside 2000 to 2199."""
+    period = _parse(text)
+    if not (FIRST_YEAR <= period.first.year and period.last.year <= LAST_YEAR):
+        raise ValueError(f"is not within the years {FIRST_YEAR} to {LAST_YEAR}")
+    return period
+
+
+def _parse(text: str) -> Period:
     month = _MONTH.match(text)
     if month:
         year, number = int(month[1]), int(month[2])
@@ -51,3 +61,52 @@ def parse_period(text: str) -> Period:
 
 def month_of(day: date) -> Period:
     return parse_period(f"{day.year:04d}-{day.month:02d}")
+
+
+def month_key(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def week_key(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def keys_of(day: date) -> tuple[str, str, str]:
+    """The day, ISO week and month a day counts in, as the API writes them."""
+    return day.isoformat(), week_key(day), month_key(day)
+
+
+def next_month(month: str) -> str:
+    year, number = int(month[:4]), int(month[5:7])
+    return f"{year + number // 12:04d}-{number % 12 + 1:02d}"
+
+
+def previous(period: Period) -> Period:
+    """The period of the same kind just before: the day, ISO week or month before."""
+    before = period.first - timedelta(days=1)
+    if _MONTH.match(period.name):
+        return month_of(before)
+    if _WEEK.match(period.name):
+        return parse_period(week_key(before))
+    return parse_period(before.isoformat())
+
+
+def cover(first: date, last: date) -> list[str]:
+    """``first``..``last`` as whole months where one starts and fits, else whole ISO
+    weeks, else days: a contest's window read off a few period totals instead of
+    every day's."""
+    keys: list[str] = []
+    day = first
+    while day <= last:
+        month = month_of(day)
+        if day == month.first and month.last <= last:
+            keys.append(month.name)
+            day = month.last + timedelta(days=1)
+        elif day.isoweekday() == 1 and day + timedelta(days=6) <= last:
+            keys.append(week_key(day))
+            day += timedelta(days=7)
+        else:
+            keys.append(day.isoformat())
+            day += timedelta(days=1)
+    return keys

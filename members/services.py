@@ -222,7 +222,7 @@ async def register_member(store: StoreRef, data: MemberRegistration) -> MemberRe
             return MemberRegistered(member_id=existing["id"], created=False)
         member_id = int(inserted[0]["id"])
         await events.members_joined(
-            [MemberJoined(member_id, store.id, joined_on, data.do_not_contact)]
+            [MemberJoined(member_id, store.id, joined_on, data.do_not_contact, advisor_id)]
         )
         if data.babies:
             await Baby.insert(
@@ -694,7 +694,13 @@ async def _record_purchases(
         )
     await events.members_joined(
         [
-            MemberJoined(row["id"], store.id, first_receipt[row["phone"]].purchased_on, False)
+            MemberJoined(
+                row["id"],
+                store.id,
+                first_receipt[row["phone"]].purchased_on,
+                False,
+                first_receipt[row["phone"]].advisor_id,
+            )
             for row in joined
         ]
     )
@@ -710,6 +716,7 @@ async def _record_purchases(
                 lines=tuple(
                     (pid, qty) for pid, (_, qty, _) in zip(r.product_ids, r.lines, strict=True)
                 ),
+                points_earned=points[r.receipt_id],
             )
             for r in new
         ]

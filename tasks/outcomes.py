@@ -20,6 +20,7 @@ from members.db import LostRace, fetch, in_list, in_write_transaction, is_postgr
 from members.errors import Conflict, FieldError, InvalidInput, NotFound
 from members.events import PurchaseRecorded
 from members.services import FUTURE_TOLERANCE
+from tasks import events
 from tasks.services import RunReport, insert_task_rows, load_rules, write_history
 
 Channel = Literal["phone", "wechat", "sms", "visit"]
@@ -180,8 +181,9 @@ async def record_outcome(
             if data.result in REACHED:
                 await _convert_late(task_id, task["member"], recorded_at)
         callback_id = None
+        settled = [task_id] if applied else []
         if data.result == "do_not_contact":
-            await _do_not_contact(task["member"], recorded_at, tz)
+            settled += await _do_not_contact(task["member"], recorded_at, tz)
         else:
             if data.result == "wrong_number":
                 await fetch(
@@ -194,6 +196,7 @@ async def record_outcome(
                 callback_id = await _callback(task, callback_on, clock.today(tz))
                 if callback_id is None:
                     detail = f"no callback: {callback_on} had passed by the time this arrived"
+        await events.tasks_settled(settled)
         inserted = await fetch(
             "INSERT INTO outcome (task, advisor, client_outcome_id, channel, result, note,"
             " next_contact_on, recorded_at, received_at, request_hash, applied, task_status,"
@@ -259,7 +262,7 @@ def _applies(task: dict[str, Any], recorded_at: datetime, tz: Any) -> tuple[bool
     )
 
 
-async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> None:
+async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> list[int]:
     """The member asked not to be contacted: flag them and cancel every task that was
     still open when they asked — open now, expired since, or done by a call made
     after they asked (an offline queue may bring those first)."""
@@ -282,6 +285,7 @@ async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> Non
             *args,
         )
     await write_history(moved, "open", "cancelled", "do_not_contact", recorded_at)
+    return [m["id"] for m in moved]
 
 
 async def _callback(task: dict[str, Any], on: date, today: date) -> int | None:
@@ -382,11 +386,13 @@ async def convert(recorded: list[PurchaseRecorded]) -> None:
     source, args = rows_source(
         [("task", "bigint"), ("purchase", "bigint"), ("fen", "bigint")], pairs
     )
-    await fetch(
+    converted = await fetch(
         "UPDATE task SET converted_purchase = c.purchase, converted_fen = c.fen"
-        f" FROM ({source}) AS c WHERE task.id = c.task AND task.converted_purchase IS NULL",
+        f" FROM ({source}) AS c WHERE task.id = c.task AND task.converted_purchase IS NULL"
+        " RETURNING task.id",
         *args,
     )
+    await events.tasks_settled([row["id"] for row in converted])
 
 
 async def _convert_late(task_id: int, member_id: int, done_at: datetime) -> None:

@@ -11,9 +11,12 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
+from incentives import boards
+from incentives.schemas import MyScore
 from members import clock
 from members.accounts import Principal
 from members.errors import InvalidInput
+from members.periods import month_of, parse_period
 from tasks import outcomes, queries
 from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
 from tasks.schemas import MemberView, SyncOut, TodayOut
@@ -94,6 +97,22 @@ class AdvisorController(Controller):
     ) -> dict[str, Any]:
         advisor_id, timezone = _advisor(request)
         return await outcomes.snooze(advisor_id, timezone, task_id, data.until)
+
+    @get("/me/score", summary="Your figures, bonus estimate and ranks for a period")
+    async def my_score(
+        self,
+        request: Request[Principal, Any, Any],
+        period: Annotated[str | None, QueryParameter(max_length=10)] = None,
+    ) -> MyScore:
+        advisor_id, timezone = _advisor(request)
+        if period is None:
+            chosen = month_of(clock.today(clock.zone(timezone)))
+        else:
+            try:
+                chosen = parse_period(period)
+            except ValueError as exc:
+                raise InvalidInput.on("period", str(exc)) from None
+        return await boards.my_score(advisor_id, chosen)
 
 
 def _advisor(request: Request[Principal, Any, Any]) -> tuple[int, str]:

@@ -1,0 +1,220 @@
+"""Contests HQ runs over a window: a league (促销员先锋赛, 门店销售竞赛) ranked with the
+contest's own weights, or a PK (千店牵手PK赛) of store pairs.
+
+A contest's window is read off the period totals, in whole months, ISO weeks and
+days that make it up, so a month-long national contest sums a handful of
+rows per advisor rather than thirty.
+
+PK: each pair's leader is the store with the higher score over the window so far
+(level scores lead nobody); once the window is over the leader is the winner. The
+wins/losses table counts each store's pairs — HQ may pair a store more than once.
+Automatic pairing sorts the scope's stores by size (members who joined there) and
+pairs neighbours; with an odd count the smallest store sits out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from incentives.queries import STORES, Ranked, Scope, Subject, parse_scope, rank_all
+from incentives.services import Weights, load_weights
+from members import clock
+from members.db import fetch, in_write_transaction, rows_source
+from members.errors import InvalidInput, NotFound
+from members.periods import FIRST_YEAR, LAST_YEAR, cover
+
+MAX_WINDOW_DAYS = 366
+
+
+@dataclass(frozen=True, slots=True)
+class Contest:
+    id: int
+    name: str
+    kind: str
+    subject: str
+    scope: str
+    starts_on: date
+    ends_on: date
+    weights: Weights
+    pairs: list[tuple[int, int]]
+
+
+async def create_contest(
+    name: str,
+    kind: str,
+    subject: str,
+    scope_text: str,
+    starts_on: date,
+    ends_on: date,
+    weights: dict[str, Any] | None,
+    pairs: str | list[list[str]] | None,
+) -> tuple[Contest, list[tuple[str, str]], list[str]]:
+    """Returns the contest, its pairs by store code and the stores left unpaired."""
+    scope = await parse_scope(scope_text)
+    if starts_on.year < FIRST_YEAR or ends_on.year > LAST_YEAR:
+        raise InvalidInput.on("starts_on", f"within the years {FIRST_YEAR} to {LAST_YEAR}")
+    if ends_on < starts_on:
+        raise InvalidInput.on("ends_on", "is before starts_on")
+    if (ends_on - starts_on).days + 1 > MAX_WINDOW_DAYS:
+        raise InvalidInput.on("ends_on", f"a contest runs at most {MAX_WINDOW_DAYS} days")
+    chosen = Weights.from_decimals(weights or {}, await load_weights())
+    unpaired: list[str] = []
+    pair_ids: list[tuple[int, int]] = []
+    if kind == "pk":
+        if subject != "store":
+            raise InvalidInput.on("subject", "a PK contest is between stores")
+        if pairs is None:
+            raise InvalidInput.on("pairs", 'give pairs of store codes, or "auto"')
+        if pairs == "auto":
+            pair_ids, unpaired = await _auto_pairs(scope)
+        else:
+            assert isinstance(pairs, list)
+            pair_ids = await _given_pairs(pairs)
+        if not pair_ids:
+            raise InvalidInput.on("pairs", "makes no pair: the scope has fewer than two stores")
+    elif pairs is not None:
+        raise InvalidInput.on("pairs", "only a PK contest has pairs")
+
+    async def work() -> int:
+        made = await fetch(
+            "INSERT INTO contest (name, kind, subject, scope, starts_on, ends_on, new_member,"
+            " points, task_done, task_converted, created_at)"
+            " VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
+            name,
+            kind,
+            subject,
+            scope.text,
+            starts_on,
+            ends_on,
+            chosen.new_member,
+            chosen.points,
+            chosen.task_done,
+            chosen.task_converted,
+            clock.now(),
+        )
+        contest_id = int(made[0]["id"])
+        if pair_ids:
+            source, args = rows_source(
+                [("position", "int"), ("a", "int"), ("b", "int")],
+                [(i, a, b) for i, (a, b) in enumerate(pair_ids, start=1)],
+            )
+            await fetch(
+                "INSERT INTO contest_pair (contest, position, store_a, store_b)"
+                f" SELECT {{}}, position, a, b FROM ({source}) AS src",
+                contest_id,
+                *args,
+            )
+        return contest_id
+
+    contest_id = await in_write_transaction(work)
+    contest = Contest(
+        contest_id, name, kind, subject, scope.text, starts_on, ends_on, chosen, pair_ids
+    )
+    codes = await _codes([s for pair in pair_ids for s in pair])
+    return contest, [(codes[a], codes[b]) for a, b in pair_ids], unpaired
+
+
+async def _codes(store_ids: list[int]) -> dict[int, str]:
+    if not store_ids:
+        return {}
+    source, args = rows_source([("id", "int")], [(s,) for s in sorted(set(store_ids))])
+    rows = await fetch(
+        f"SELECT id, code FROM store WHERE id IN (SELECT id FROM ({source}) AS src)", *args
+    )
+    return {int(row["id"]): row["code"] for row in rows}
+
+
+async def _given_pairs(pairs: list[list[str]]) -> list[tuple[int, int]]:
+    codes = sorted({code for pair in pairs for code in pair})
+    source, args = rows_source([("code", "text")], [(c,) for c in codes])
+    found = {
+        row["code"]: int(row["id"])
+        for row in await fetch(
+            f"SELECT id, code FROM store WHERE code IN (SELECT code FROM ({source}) AS src)",
+            *args,
+        )
+    }
+    result = []
+    for i, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise InvalidInput.on(f"pairs[{i}]", "a pair is two store codes")
+        if pair[0] == pair[1]:
+            raise InvalidInput.on(f"pairs[{i}]", "pairs a store with itself")
+        for code in pair:
+            if code not in found:
+                raise InvalidInput.on(f"pairs[{i}]", f"no store {code}")
+        result.append((found[pair[0]], found[pair[1]]))
+    return result
+
+
+async def _auto_pairs(scope: Scope) -> tuple[list[tuple[int, int]], list[str]]:
+    where, args = "", list[Any]()
+    if scope.kind == "region":
+        where, args = " WHERE s.region = {}", [scope.region]
+    elif scope.kind == "store":
+        where, args = " WHERE s.id = {}", [scope.store_id]
+    rows = await fetch(
+        "SELECT s.id, s.code, COALESCE(m.n, 0) AS size FROM store s LEFT JOIN"
+        " (SELECT home_store, COUNT(*) AS n FROM member GROUP BY home_store) m"
+        f" ON m.home_store = s.id{where} ORDER BY size DESC, s.id",
+        *args,
+    )
+    pairs = [(int(rows[i]["id"]), int(rows[i + 1]["id"])) for i in range(0, len(rows) - 1, 2)]
+    unpaired = [rows[-1]["code"]] if len(rows) % 2 else []
+    return pairs, unpaired
+
+
+async def load_contest(contest_id: int) -> Contest:
+    rows = await fetch(
+        "SELECT id, name, kind, subject, scope, starts_on, ends_on, new_member, points,"
+        " task_done, task_converted FROM contest WHERE id = {}",
+        contest_id,
+    )
+    if not rows:
+        raise NotFound(f"no contest {contest_id}")
+    row = rows[0]
+    pairs = await fetch(
+        "SELECT store_a, store_b FROM contest_pair WHERE contest = {} ORDER BY position",
+        contest_id,
+    )
+    return Contest(
+        id=int(row["id"]),
+        name=row["name"],
+        kind=row["kind"],
+        subject=row["subject"],
+        scope=row["scope"],
+        starts_on=clock.as_date(row["starts_on"]),
+        ends_on=clock.as_date(row["ends_on"]),
+        weights=Weights(
+            int(row["new_member"]),
+            int(row["points"]),
+            int(row["task_done"]),
+            int(row["task_converted"]),
+        ),
+        pairs=[(int(p["store_a"]), int(p["store_b"])) for p in pairs],
+    )
+
+
+def is_final(contest: Contest) -> bool:
+    return clock.today(clock.zone(clock.DEFAULT_TIMEZONE)) > contest.ends_on
+
+
+async def league_standings(
+    contest: Contest, subject: Subject, limit: int, mine: list[int]
+) -> tuple[list[Ranked], dict[int, Ranked]]:
+    scope = await parse_scope(contest.scope)
+    periods = cover(contest.starts_on, contest.ends_on)
+    return await rank_all(subject, scope, periods, contest.weights, limit, mine)
+
+
+async def pk_scores(contest: Contest) -> dict[int, Ranked]:
+    """Each paired store's totals and score over the window."""
+    stores = sorted({s for pair in contest.pairs for s in pair})
+    periods = cover(contest.starts_on, contest.ends_on)
+    # rank_all's ranks are national and unused here: only the stores' own lines are.
+    _, scores = await rank_all(
+        STORES, Scope("national", "national"), periods, contest.weights, 0, stores
+    )
+    return scores

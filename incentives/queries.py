@@ -1,0 +1,424 @@
+"""The read side: league tables, an advisor's own score, the ledger behind a line.
+
+Ranking is standard competition ranking (1, 2, 2, 4) by score; inside a tie,
+entries are listed in the order advisors (or stores) were registered with HQ, i.e.
+by id. ``rank_change`` is the rank in the previous period of the same length minus
+the rank now (positive: moved up), ``None`` for whoever had no score line then.
+
+Two ways to rank, both in SQL:
+
+- the plain table of one period by the default weights reads the top N straight
+  off the ``(period, score DESC)`` index, ranks them with a window function (every
+  line that scored more than one of them is among them, so their ranks are the
+  table's), and finds ``me`` and last period's ranks as "how many scored more";
+- a table that must consider everyone (a per-advisor store table, a contest with
+  its own weights over a window, a table with fewer scorers than N) sums the
+  period totals and ranks the whole scope with window functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from incentives.services import KINDS, Weights, load_weights, score_text
+from members.accounts import Principal
+from members.db import fetch, in_list, is_postgres
+from members.errors import InvalidInput
+from members.periods import Period, previous
+
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    name: str  # advisor | store
+    table: str
+    key: str
+
+
+ADVISORS = Subject("advisor", "advisor_score", "advisor")
+STORES = Subject("store", "store_score", "store")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    text: str
+    kind: str  # national | region | store
+    region: str | None = None
+    store_id: int | None = None
+
+
+async def parse_scope(text: str, field_name: str = "scope") -> Scope:
+    if text == "national":
+        return Scope(text, "national")
+    kind, _, value = text.partition(":")
+    if kind == "region" and value:
+        return Scope(text, "region", region=value)
+    if kind == "store" and value:
+        rows = await fetch("SELECT id FROM store WHERE code = {}", value)
+        if not rows:
+            raise InvalidInput.on(field_name, f"no store {value}")
+        return Scope(text, "store", store_id=rows[0]["id"])
+    raise InvalidInput.on(field_name, "give national, region:NAME or store:CODE")
+
+
+def _scope_sql(subject: Subject, scope: Scope, alias: str) -> tuple[str, str, list[Any]]:
+    """(joins, conditions, their arguments) restricting ``alias``'s rows to the scope;
+    an advisor is in the scope of the store they work at now."""
+    if scope.kind == "national":
+        return "", "", []
+    if subject is ADVISORS:
+        join = f" JOIN advisor {alias}_a ON {alias}_a.id = {alias}.advisor"
+        if scope.kind == "store":
+            return join, f" AND {alias}_a.store = {{}}", [scope.store_id]
+        return (
+            join + f" JOIN store {alias}_s ON {alias}_s.id = {alias}_a.store",
+            f" AND {alias}_s.region = {{}}",
+            [scope.region],
+        )
+    if scope.kind == "store":
+        return "", f" AND {alias}.store = {{}}", [scope.store_id]
+    return (
+        f" JOIN store {alias}_s ON {alias}_s.id = {alias}.store",
+        f" AND {alias}_s.region = {{}}",
+        [scope.region],
+    )
+
+
+@dataclass(slots=True)
+class Ranked:
+    id: int
+    rank: int
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    score: int  # hundredths
+    active_advisors: int | None = None
+    rank_change: int | None = None
+
+
+def _ranked(row: dict[str, Any]) -> Ranked:
+    return Ranked(
+        id=int(row["id"]),
+        rank=int(row["rank"]),
+        new_members=int(row["new_members"]),
+        points=int(row["points"]),
+        tasks_done=int(row["tasks_done"]),
+        tasks_converted=int(row["tasks_converted"]),
+        score=int(row["score"]),
+        active_advisors=None if row.get("active_advisors") is None else int(row["active_advisors"]),
+    )
+
+
+# --- the fast path: one period, default weights ------------------------------
+
+
+async def _top(subject: Subject, scope: Scope, period: str, limit: int) -> list[Ranked]:
+    join, where, args = _scope_sql(subject, scope, "s")
+    rows = await fetch(
+        "SELECT x.*, rank() OVER (ORDER BY x.score DESC) AS rank FROM ("
+        f"SELECT s.{subject.key} AS id, s.new_members, s.points, s.tasks_done,"
+        f" s.tasks_converted, s.score FROM {subject.table} s{join}"
+        f" WHERE s.period = {{}}{where} ORDER BY s.score DESC, s.{subject.key} LIMIT {{}}"
+        ") x ORDER BY x.score DESC, x.id",
+        period,
+        *args,
+        limit,
+    )
+    return [_ranked(row) for row in rows]
+
+
+async def _ranks_by_count(
+    subject: Subject, scope: Scope, period: str, ids: list[int]
+) -> dict[int, Ranked]:
+    """Each subject's line of ``period`` and its rank: one more than the lines of the
+    scope that scored more (an index range each)."""
+    if not ids:
+        return {}
+    join, where, args = _scope_sql(subject, scope, "q")
+    cond, id_args = in_list(ids, "int")
+    rows = await fetch(
+        f"SELECT s.{subject.key} AS id, s.new_members, s.points, s.tasks_done,"
+        f" s.tasks_converted, s.score, 1 + (SELECT COUNT(*) FROM {subject.table} q{join}"
+        f" WHERE q.period = {{}} AND q.score > s.score{where}) AS rank"
+        f" FROM {subject.table} s WHERE s.period = {{}} AND s.{subject.key} {cond}",
+        period,
+        *args,
+        period,
+        *id_args,
+    )
+    return {int(row["id"]): _ranked(row) for row in rows}
+
+
+async def _rank_of_nothing(subject: Subject, scope: Scope, period: str) -> int:
+    """The rank of a subject in scope with no line yet: below everyone who scored."""
+    join, where, args = _scope_sql(subject, scope, "s")
+    rows = await fetch(
+        f"SELECT COUNT(*) AS n FROM {subject.table} s{join} WHERE s.period = {{}}"
+        f" AND s.score > 0{where}",
+        period,
+        *args,
+    )
+    return 1 + int(rows[0]["n"])
+
+
+# --- the full path: everyone in scope, any weights, any set of periods -------
+
+
+async def rank_all(
+    subject: Subject,
+    scope: Scope,
+    periods: list[str],
+    weights: Weights,
+    limit: int,
+    also: list[int],
+    per_advisor: bool = False,
+) -> tuple[list[Ranked], dict[int, Ranked]]:
+    """The top ``limit`` of everyone in scope (active advisors, or every store, plus
+    whoever scored), summing the totals of ``periods``; and the lines of ``also``."""
+    join, where, scope_args = _scope_sql(subject, scope, "s")
+    period_cond, period_args = in_list(periods, "text")
+    universe, universe_args = _universe_sql(subject, scope)
+    value = " + ".join(f"COALESCE(t.{column}, 0) * {{}}" for column in _COLUMNS)
+    staff, staff_column, score = "", "", f"({value})"
+    if per_advisor:
+        # Score per active advisor, in hundredths rounded half-up (integer arithmetic,
+        # so both engines tie exactly where the table shows a tie).
+        most = "GREATEST" if is_postgres() else "MAX"
+        n = f"{most}(COALESCE(c.n, 0), 1)"
+        staff = (
+            " LEFT JOIN (SELECT store, COUNT(*) AS n FROM advisor WHERE active GROUP BY store)"
+            " c ON c.store = u.id"
+        )
+        staff_column = ", COALESCE(c.n, 0) AS active_advisors"
+        score = f"(({value}) * 2 + {n}) / (2 * {n})"
+    counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
+    # Whole numbers on both engines: PostgreSQL sums a bigint into a numeric, and the
+    # per-advisor division must stay integer division to tie where the table shows a tie.
+    sums = ", ".join(f"CAST(SUM(s.{column}) AS BIGINT) AS {column}" for column in _COLUMNS)
+    also_cond, also_args = in_list(also or [0], "int")
+    rows = await fetch(
+        f"WITH totals AS (SELECT s.{subject.key} AS id, {sums} FROM {subject.table} s{join}"
+        f" WHERE s.period {period_cond}{where} GROUP BY s.{subject.key}),"
+        f" universe AS ({universe}),"
+        f" valued AS (SELECT u.id, {counts}, {score} AS score{staff_column}"
+        f" FROM universe u LEFT JOIN totals t ON t.id = u.id{staff}),"
+        " ranked AS (SELECT v.*, rank() OVER (ORDER BY v.score DESC) AS rank,"
+        " row_number() OVER (ORDER BY v.score DESC, v.id) AS pos FROM valued v)"
+        f" SELECT * FROM ranked WHERE pos <= {{}} OR id {also_cond} ORDER BY pos",
+        *period_args,
+        *scope_args,
+        *universe_args,
+        *[weights.of(kind) for kind in KINDS],
+        limit,
+        *also_args,
+    )
+    wanted = set(also)
+    top = [_ranked(row) for row in rows if int(row["pos"]) <= limit]
+    return top, {int(row["id"]): _ranked(row) for row in rows if int(row["id"]) in wanted}
+
+
+def _universe_sql(subject: Subject, scope: Scope) -> tuple[str, list[Any]]:
+    """Who a full table ranks: the scope's active advisors and whoever in it scored
+    (``totals``), or every store of the scope."""
+    if subject is ADVISORS:
+        sql = "SELECT u.id FROM advisor u"
+        if scope.kind == "region":
+            sql += " JOIN store us ON us.id = u.store"
+        sql += " WHERE (u.active OR u.id IN (SELECT id FROM totals))"
+        if scope.kind == "store":
+            return sql + " AND u.store = {}", [scope.store_id]
+        if scope.kind == "region":
+            return sql + " AND us.region = {}", [scope.region]
+        return sql, []
+    if scope.kind == "store":
+        return "SELECT u.id FROM store u WHERE u.id = {}", [scope.store_id]
+    if scope.kind == "region":
+        return "SELECT u.id FROM store u WHERE u.region = {}", [scope.region]
+    return "SELECT u.id FROM store u", []
+
+
+_COLUMNS = ("new_members", "points", "tasks_done", "tasks_converted")
+
+
+# --- who is looking ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    advisor_id: int | None
+    store_ids: frozenset[int]
+    regions: frozenset[str] | None  # whose advisors' names they see; None: everyone's
+
+
+async def viewer_of(principal: Principal) -> Viewer:
+    if principal.role == "hq":
+        return Viewer(None, frozenset(), None)
+    regions: frozenset[str] = frozenset()
+    if principal.store_ids:
+        cond, args = in_list(sorted(principal.store_ids), "int")
+        rows = await fetch(f"SELECT DISTINCT region FROM store WHERE id {cond}", *args)
+        regions = frozenset(row["region"] for row in rows)
+    return Viewer(principal.advisor_id, principal.store_ids, regions)
+
+
+def shown_name(viewer: Viewer, name: str, region: str, store_code: str) -> str:
+    """Advisors and owners see full names within their own region; elsewhere a name is
+    its first character and the store's code."""
+    if viewer.regions is None or region in viewer.regions:
+        return name
+    return f"{name[:1]}* ({store_code})"
+
+
+async def _in_scope(subject: Subject, scope: Scope, subject_id: int) -> bool:
+    if scope.kind == "national":
+        return True
+    if subject is ADVISORS:
+        rows = await fetch(
+            "SELECT a.store, s.region FROM advisor a JOIN store s ON s.id = a.store"
+            " WHERE a.id = {}",
+            subject_id,
+        )
+    else:
+        rows = await fetch("SELECT id AS store, region FROM store WHERE id = {}", subject_id)
+    if not rows:
+        return False
+    if scope.kind == "store":
+        return bool(rows[0]["store"] == scope.store_id)
+    return bool(rows[0]["region"] == scope.region)
+
+
+# --- league tables -----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Table:
+    entries: list[Ranked]
+    mine: list[Ranked] = field(default_factory=list)
+
+
+async def league_table(
+    subject: Subject,
+    scope: Scope,
+    period: Period,
+    limit: int,
+    mine: list[int],
+    per_advisor: bool = False,
+) -> Table:
+    """The top ``limit`` of the scope for the period, with rank changes, and the lines
+    of ``mine`` (the caller's own advisor or stores) wherever they stand."""
+    mine = [m for m in mine if await _in_scope(subject, scope, m)]
+    before = previous(period).name
+    if per_advisor:
+        weights = await load_weights()
+        top, own = await rank_all(subject, scope, [period.name], weights, limit, mine, True)
+        _, earlier = await rank_all(
+            subject, scope, [before], weights, 0, [r.id for r in top] + mine, True
+        )
+    else:
+        top = await _top(subject, scope, period.name, limit)
+        if len(top) < limit or (top and top[-1].score == 0):
+            # Fewer scorers than places: the rest of the scope shares the last rank.
+            weights = await load_weights()
+            top, own = await rank_all(subject, scope, [period.name], weights, limit, mine)
+        else:
+            own = await _ranks_by_count(subject, scope, period.name, mine)
+            for m in mine:
+                if m not in own:
+                    rank = await _rank_of_nothing(subject, scope, period.name)
+                    own[m] = Ranked(m, rank, 0, 0, 0, 0, 0)
+        earlier = await _ranks_by_count(subject, scope, before, [r.id for r in top] + mine)
+    for line in [*top, *own.values()]:
+        then = earlier.get(line.id)
+        line.rank_change = None if then is None else then.rank - line.rank
+    return Table(top, [own[m] for m in mine if m in own])
+
+
+async def advisor_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    cond, args = in_list(sorted(set(ids)), "int")
+    rows = await fetch(
+        "SELECT a.id, a.code, a.name, s.code AS store_code, s.name AS store_name, s.region"
+        f" FROM advisor a JOIN store s ON s.id = a.store WHERE a.id {cond}",
+        *args,
+    )
+    return {int(row["id"]): row for row in rows}
+
+
+async def store_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    cond, args = in_list(sorted(set(ids)), "int")
+    rows = await fetch(
+        f"SELECT id, code AS store_code, name AS store_name, region FROM store WHERE id {cond}",
+        *args,
+    )
+    return {int(row["id"]): row for row in rows}
+
+
+def per_advisor_text(hundredths: int) -> str:
+    return score_text(hundredths)
+
+
+def ratio(part: int, whole: int) -> str | None:
+    if whole == 0:
+        return None
+    return str((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
+async def completion_of(advisor_id: int, period: Period) -> tuple[int, int]:
+    rows = await fetch(
+        "SELECT SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END) AS done,"
+        " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired FROM task"
+        " WHERE assignee = {} AND status IN ('done', 'expired') AND expires_on BETWEEN {} AND {}",
+        advisor_id,
+        period.first,
+        period.last,
+    )
+    return int(rows[0]["done"] or 0), int(rows[0]["expired"] or 0)
+
+
+async def my_ranks(advisor_id: int, period: Period) -> tuple[Ranked, dict[str, int]]:
+    """An advisor's line for the period and their rank in their store, their region
+    and the country."""
+    card = (await advisor_cards([advisor_id]))[advisor_id]
+    store = await fetch("SELECT store FROM advisor WHERE id = {}", advisor_id)
+    scopes = {
+        "store": Scope(f"store:{card['store_code']}", "store", store_id=store[0]["store"]),
+        "region": Scope(f"region:{card['region']}", "region", region=card["region"]),
+        "national": Scope("national", "national"),
+    }
+    ranks: dict[str, int] = {}
+    line = Ranked(advisor_id, 0, 0, 0, 0, 0, 0)
+    for name, scope in scopes.items():
+        found = await _ranks_by_count(ADVISORS, scope, period.name, [advisor_id])
+        if advisor_id in found:
+            line = found[advisor_id]
+            ranks[name] = line.rank
+        else:
+            ranks[name] = await _rank_of_nothing(ADVISORS, scope, period.name)
+    return line, ranks
+
+
+async def ledger_entries(
+    advisor_id: int, booked_month: str, original_date: Any, after_id: int, limit: int
+) -> list[dict[str, Any]]:
+    """The ledger rows behind a statement line: booked in the month for the advisor,
+    counted in that month (a regular line) or on the original day (an adjustment)."""
+    which = "counts_month = {}" if original_date is None else "counts_on = {}"
+    rows = await fetch(
+        "SELECT f.id, f.kind, f.amount, f.counts_on, f.booked_month, f.source_key,"
+        " s.code AS store_code, f.member, f.purchase, f.task, f.recorded_at FROM score_fact f"
+        " JOIN store s ON s.id = f.store WHERE f.advisor = {} AND f.booked_month = {}"
+        f" AND f.{which} AND f.id > {{}} ORDER BY f.id LIMIT {{}}",
+        advisor_id,
+        booked_month,
+        booked_month if original_date is None else original_date,
+        after_id,
+        limit,
+    )
+    return rows

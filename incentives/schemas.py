@@ -1,0 +1,235 @@
+"""League tables, contests, scores and bonus statements as the API shows them.
+Scores and money are decimal strings (exact); counts and points are integers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+ScopeText = Annotated[str, Meta(min_length=1, max_length=60, pattern=_PRINTABLE)]
+StoreCode = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class AdvisorEntry(Struct):
+    rank: int
+    advisor_id: int
+    advisor_code: str
+    advisor_name: str
+    store_code: str
+    score: str
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    rank_change: int | None
+
+
+class StoreEntry(Struct):
+    rank: int
+    store_id: int
+    store_code: str
+    store_name: str
+    region: str
+    score: str
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    rank_change: int | None
+    active_advisors: int | None = None
+
+
+class AdvisorTable(Struct):
+    scope: str
+    period: str
+    first_day: date
+    last_day: date
+    entries: list[AdvisorEntry]
+    me: AdvisorEntry | None = None
+
+
+class StoreTable(Struct):
+    scope: str
+    period: str
+    first_day: date
+    last_day: date
+    per_advisor: bool
+    entries: list[StoreEntry]
+    me: StoreEntry | None = None
+    mine: list[StoreEntry] = []
+
+
+class ScoreWeightsIO(Struct, forbid_unknown_fields=True):
+    new_member: Decimal | None = None
+    points: Decimal | None = None
+    task_done: Decimal | None = None
+    task_converted: Decimal | None = None
+
+
+class BonusRatesIn(Struct, forbid_unknown_fields=True):
+    effective_from: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
+    per_new_member: Decimal
+    per_1000_points: Decimal
+    completion_gate: Decimal | None = None  # 0.8 pays only at 80% completion or better
+
+
+class BonusRatesOut(Struct):
+    effective_from: str
+    per_new_member: Decimal
+    per_1000_points: Decimal
+    completion_gate: Decimal | None
+
+
+class MyRanks(Struct):
+    store: int
+    region: int
+    national: int
+
+
+class MyScore(Struct):
+    period: str
+    first_day: date
+    last_day: date
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    completion_rate: str | None
+    score: str
+    bonus_month: str
+    bonus_estimate: Decimal
+    bonus_final: bool  # the month is closed: this is what the statement pays
+    rank: MyRanks
+
+
+class LedgerRef(Struct):
+    entries: int
+    first_entry: int
+    last_entry: int
+    href: str  # the ledger rows behind the line
+
+
+class StatementLineOut(Struct):
+    advisor_code: str
+    advisor_name: str
+    store_code: str
+    store_name: str
+    line: Literal["regular", "adjustment"]
+    original_date: date | None
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    completion_rate: str | None
+    gate_met: bool
+    new_member_bonus: Decimal
+    points_bonus: Decimal
+    amount: Decimal
+    ledger: LedgerRef
+
+
+class BonusStatementOut(Struct):
+    period: str
+    status: Literal["open", "closed"]
+    closed_at: datetime | None
+    rates: BonusRatesOut
+    total: Decimal
+    lines: list[StatementLineOut]
+
+
+class LedgerEntryOut(Struct):
+    entry_id: int
+    kind: str
+    amount: int
+    counts_on: date
+    booked_month: str
+    source: str
+    store_code: str
+    member_id: int | None
+    purchase_id: int | None
+    task_id: int | None
+    recorded_at: datetime
+
+
+class LedgerPage(Struct):
+    advisor_code: str
+    booked_month: str
+    original_date: date | None
+    entries: list[LedgerEntryOut]
+    next_after: int | None
+
+
+class ContestIn(Struct, forbid_unknown_fields=True):
+    name: Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
+    kind: Literal["league", "pk"]
+    subject: Literal["advisor", "store"]
+    scope: ScopeText
+    starts_on: date
+    ends_on: date
+    weights: ScoreWeightsIO | None = None
+    pairs: Literal["auto"] | Annotated[list[list[StoreCode]], Meta(max_length=5000)] | None = None
+
+
+class PairOut(Struct):
+    store_a: str
+    store_b: str
+
+
+class ContestOut(Struct):
+    contest_id: int
+    name: str
+    kind: str
+    subject: str
+    scope: str
+    starts_on: date
+    ends_on: date
+    weights: dict[str, Decimal]
+    pairs: list[PairOut] | None = None
+    unpaired: list[str] | None = None
+
+
+class PkSide(Struct):
+    store_code: str
+    store_name: str
+    score: str
+    new_members: int
+    points: int
+
+
+class PkMatch(Struct):
+    store_a: PkSide
+    store_b: PkSide
+    leader: str | None  # the store code ahead, None when level
+    decided: bool  # the window is over: the leader is the winner
+
+
+class PkRecord(Struct):
+    rank: int
+    store_code: str
+    store_name: str
+    wins: int
+    losses: int
+    draws: int
+    score: str
+
+
+class Standings(Struct):
+    contest_id: int
+    name: str
+    kind: str
+    subject: str
+    scope: str
+    starts_on: date
+    ends_on: date
+    final: bool
+    weights: dict[str, Decimal]
+    advisors: list[AdvisorEntry] | None = None
+    stores: list[StoreEntry] | None = None
+    me: AdvisorEntry | None = None  # an advisor league: the caller's line
+    my_store: StoreEntry | None = None  # a store league: the caller's store's
+    pairs: list[PkMatch] | None = None
+    table: list[PkRecord] | None = None

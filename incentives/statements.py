@@ -1,0 +1,383 @@
+"""Monthly bonus statements: what each advisor is paid for a month, line by line.
+
+A month's statement has, per advisor, a ``regular`` line (facts that counted in the
+month itself) and an ``adjustment`` line per original day for facts that counted in
+a month already closed when they arrived. Each line names the ledger rows behind it:
+every fact booked in the month for that advisor and that day (or that month).
+
+bonus = per new member × new members + per 1,000 points × points ÷ 1,000, rounded
+half-up to the fen on each line; nothing when the advisor's completion rate for the
+month is under the gate (no tasks to judge by passes it).
+
+An open month's statement is computed from the ledger on each request; closing the
+month writes its lines down, and from then on it is read back exactly as written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from incentives.services import Rates, hold_ledger, month_has_ended, rates_for
+from members import clock
+from members.db import fetch, in_write_transaction, rows_source
+from members.errors import Conflict
+from members.periods import parse_period
+from members.services import fen_to_yuan
+
+ONE_FEN = Decimal(1)
+
+
+@dataclass(slots=True)
+class Line:
+    advisor_id: int
+    advisor_code: str
+    advisor_name: str
+    store_code: str
+    store_name: str
+    line: str  # regular | adjustment
+    original_date: date | None
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    completion_rate: str | None
+    gate_met: bool
+    new_member_fen: int
+    points_fen: int
+    amount_fen: int
+    entries: int
+    first_entry: int
+    last_entry: int
+
+
+@dataclass(slots=True)
+class Statement:
+    month: str
+    closed_at: datetime | None
+    rates: Rates
+    lines: list[Line]
+
+    @property
+    def total_fen(self) -> int:
+        return sum(line.amount_fen for line in self.lines)
+
+
+def _rate_text(done: int, expired: int) -> str | None:
+    if done + expired == 0:
+        return None
+    return str((Decimal(done) / Decimal(done + expired)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
+
+
+def _gate_met(done: int, expired: int, gate_bp: int | None) -> bool:
+    if gate_bp is None or done + expired == 0:
+        return True
+    return done * 10_000 >= gate_bp * (done + expired)
+
+
+async def _live(month: str, advisor_id: int | None, rates: Rates) -> list[Line]:
+    only = " AND f.advisor = {}" if advisor_id is not None else ""
+    sums = ", ".join(
+        f"SUM(CASE WHEN f.kind = '{kind}' THEN f.amount ELSE 0 END) AS {kind}"
+        for kind in ("new_member", "points", "task_done", "task_converted")
+    )
+    facts = await fetch(
+        "SELECT f.advisor, CASE WHEN f.counts_month = {} THEN NULL ELSE f.counts_on END"
+        f" AS original_date, {sums}, COUNT(*) AS entries, MIN(f.id) AS first_entry,"
+        f" MAX(f.id) AS last_entry FROM score_fact f WHERE f.booked_month = {{}}{only}"
+        " GROUP BY 1, 2",
+        month,
+        month,
+        *([advisor_id] if advisor_id is not None else []),
+    )
+    if not facts:
+        return []
+    period = parse_period(month)
+    advisors = sorted({row["advisor"] for row in facts})
+    source, args = rows_source([("id", "int")], [(a,) for a in advisors])
+    people = {
+        row["id"]: row
+        for row in await fetch(
+            "SELECT a.id, a.code, a.name, s.code AS store_code, s.name AS store_name"
+            f" FROM advisor a JOIN store s ON s.id = a.store WHERE a.id IN (SELECT id FROM"
+            f" ({source}) AS src)",
+            *args,
+        )
+    }
+    worked = {
+        row["assignee"]: (int(row["done"]), int(row["expired"]))
+        for row in await fetch(
+            "SELECT assignee, SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END) AS done,"
+            " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired FROM task"
+            " WHERE status IN ('done', 'expired') AND expires_on BETWEEN {} AND {}"
+            f" AND assignee IN (SELECT id FROM ({source}) AS src) GROUP BY assignee",
+            period.first,
+            period.last,
+            *args,
+        )
+    }
+    lines = []
+    for row in facts:
+        person = people[row["advisor"]]
+        done, expired = worked.get(row["advisor"], (0, 0))
+        gate_met = _gate_met(done, expired, rates.completion_gate_bp)
+        new_members, points = int(row["new_member"]), int(row["points"])
+        new_member_fen = rates.per_new_member_fen * new_members
+        points_fen = int(
+            (Decimal(rates.per_1000_points_fen * points) / 1000).quantize(ONE_FEN, ROUND_HALF_UP)
+        )
+        original = row["original_date"]
+        lines.append(
+            Line(
+                advisor_id=row["advisor"],
+                advisor_code=person["code"],
+                advisor_name=person["name"],
+                store_code=person["store_code"],
+                store_name=person["store_name"],
+                line="regular" if original is None else "adjustment",
+                original_date=None if original is None else clock.as_date(original),
+                new_members=new_members,
+                points=points,
+                tasks_done=int(row["task_done"]),
+                tasks_converted=int(row["task_converted"]),
+                completion_rate=_rate_text(done, expired),
+                gate_met=gate_met,
+                new_member_fen=new_member_fen,
+                points_fen=points_fen,
+                amount_fen=new_member_fen + points_fen if gate_met else 0,
+                entries=int(row["entries"]),
+                first_entry=int(row["first_entry"]),
+                last_entry=int(row["last_entry"]),
+            )
+        )
+    lines.sort(
+        key=lambda x: (
+            x.store_code,
+            x.advisor_code,
+            x.line != "regular",
+            x.original_date or date.min,
+        )
+    )
+    return lines
+
+
+_FROZEN = (
+    "advisor_id",
+    "advisor_code",
+    "advisor_name",
+    "store_code",
+    "store_name",
+    "line",
+    "original_date",
+    "new_members",
+    "points",
+    "tasks_done",
+    "tasks_converted",
+    "completion_rate",
+    "gate_met",
+    "new_member_fen",
+    "points_fen",
+    "amount_fen",
+    "entries",
+    "first_entry",
+    "last_entry",
+)
+
+
+async def statement(month: str, advisor_id: int | None = None) -> Statement:
+    """The month's statement: as written at close, or as the ledger stands now."""
+    closed = await fetch(
+        "SELECT closed_at, per_new_member_fen, per_1000_points_fen, completion_gate_bp"
+        " FROM closed_month WHERE month = {}",
+        month,
+    )
+    if not closed:
+        rates = await rates_for(month)
+        return Statement(month, None, rates, await _live(month, advisor_id, rates))
+    row = closed[0]
+    only = " AND advisor = {}" if advisor_id is not None else ""
+    stored = await fetch(
+        "SELECT advisor AS advisor_id, advisor_code, advisor_name, store_code, store_name, line,"
+        " original_date, new_members, points, tasks_done, tasks_converted, completion_rate,"
+        " gate_met, new_member_fen, points_fen, amount_fen, entries, first_entry, last_entry"
+        f" FROM statement_line WHERE month = {{}}{only} ORDER BY position",
+        month,
+        *([advisor_id] if advisor_id is not None else []),
+    )
+    lines = []
+    for line in stored:
+        values = dict(line)
+        values["original_date"] = (
+            None if line["original_date"] is None else clock.as_date(line["original_date"])
+        )
+        values["gate_met"] = bool(line["gate_met"])
+        lines.append(Line(**{name: values[name] for name in _FROZEN}))
+    gate = row["completion_gate_bp"]
+    rates = Rates(
+        month,
+        int(row["per_new_member_fen"]),
+        int(row["per_1000_points_fen"]),
+        None if gate is None else int(gate),
+    )
+    closed_at = row["closed_at"]
+    if isinstance(closed_at, str):
+        closed_at = datetime.fromisoformat(closed_at)
+    return Statement(month, closed_at, rates, lines)
+
+
+async def close_month(month: str) -> tuple[bool, Statement]:
+    """Freeze the month's statement. Returns (closed now, the statement); closing a
+    closed month again changes nothing."""
+    if not await month_has_ended(month):
+        raise Conflict(f"{month} is not over in every store yet")
+
+    async def work() -> bool:
+        await hold_ledger(alone=True)
+        if await fetch("SELECT 1 FROM closed_month WHERE month = {}", month):
+            return False
+        rates = await rates_for(month)
+        lines = await _live(month, None, rates)
+        if lines:
+            columns = [
+                ("position", "int"),
+                ("advisor", "int"),
+                ("advisor_code", "text"),
+                ("advisor_name", "text"),
+                ("store_code", "text"),
+                ("store_name", "text"),
+                ("line", "text"),
+                ("original_date", "date"),
+                ("new_members", "int"),
+                ("points", "bigint"),
+                ("tasks_done", "int"),
+                ("tasks_converted", "int"),
+                ("completion_rate", "text"),
+                ("gate_met", "bool"),
+                ("new_member_fen", "bigint"),
+                ("points_fen", "bigint"),
+                ("amount_fen", "bigint"),
+                ("entries", "int"),
+                ("first_entry", "bigint"),
+                ("last_entry", "bigint"),
+            ]
+            source, args = rows_source(
+                columns,
+                [
+                    (i, *(getattr(line, name) for name in _FROZEN))
+                    for i, line in enumerate(lines, start=1)
+                ],
+            )
+            names = ", ".join(name for name, _ in columns)
+            await fetch(
+                f"INSERT INTO statement_line (month, {names}) SELECT {{}}, {names}"
+                f" FROM ({source}) AS src",
+                month,
+                *args,
+            )
+        await fetch(
+            "INSERT INTO closed_month (month, closed_at, per_new_member_fen,"
+            " per_1000_points_fen, completion_gate_bp) VALUES ({}, {}, {}, {}, {})",
+            month,
+            clock.now(),
+            rates.per_new_member_fen,
+            rates.per_1000_points_fen,
+            rates.completion_gate_bp,
+        )
+        return True
+
+    closed_now = await in_write_transaction(work)
+    return closed_now, await statement(month)
+
+
+# --- CSV for payroll ---------------------------------------------------------
+
+CSV_HEADER = (
+    "月份",
+    "顾问编号",
+    "顾问姓名",
+    "门店编号",
+    "门店名称",
+    "类型",
+    "原日期",
+    "新会员数",
+    "积分",
+    "完成跟进",
+    "转化",
+    "完成率",
+    "达标",
+    "新会员奖金",
+    "积分奖金",
+    "应发奖金",
+    "台账条数",
+    "台账首条",
+    "台账末条",
+)
+LINE_LABEL = {"regular": "本月", "adjustment": "补记"}
+
+
+def to_csv(statement: Statement) -> bytes:
+    """UTF-8 with a byte-order mark, so that Excel shows the Chinese names."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_HEADER)
+    for line in statement.lines:
+        writer.writerow(
+            (
+                statement.month,
+                line.advisor_code,
+                _cell(line.advisor_name),
+                line.store_code,
+                _cell(line.store_name),
+                LINE_LABEL[line.line],
+                line.original_date.isoformat() if line.original_date else "",
+                line.new_members,
+                line.points,
+                line.tasks_done,
+                line.tasks_converted,
+                line.completion_rate or "",
+                "是" if line.gate_met else "否",
+                fen_to_yuan(line.new_member_fen),
+                fen_to_yuan(line.points_fen),
+                fen_to_yuan(line.amount_fen),
+                line.entries,
+                line.first_entry,
+                line.last_entry,
+            )
+        )
+    writer.writerow(
+        (
+            "合计",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            "",
+            fen_to_yuan(statement.total_fen),
+            "",
+            "",
+            "",
+        )
+    )
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def _cell(text: str) -> str:
+    # A name starting with = + - @ would run as a formula in Excel.
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def line_dict(line: Line) -> dict[str, Any]:
+    return {name: getattr(line, name) for name in _FROZEN}
