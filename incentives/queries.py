@@ -135,11 +135,25 @@ async def _ranks_by_count(
     subject: Subject, scope: Scope, period: str, ids: list[int]
 ) -> dict[int, Ranked]:
     """Each subject's line of ``period`` and its rank: one more than the lines of the
-    scope that scored more (an index range each)."""
+    scope that scored more, an index range each. Advisors of a region or a store are
+    ranked whole with a window function instead: counting would join every line that
+    scored more to its advisor and store, once for every advisor asked about."""
     if not ids:
         return {}
-    join, where, args = _scope_sql(subject, scope, "q")
     cond, id_args = in_list(ids, "int")
+    if scope.kind != "national" and subject is ADVISORS:
+        join, where, args = _scope_sql(subject, scope, "s")
+        rows = await fetch(
+            f"SELECT * FROM (SELECT s.{subject.key} AS id, s.new_members, s.points,"
+            " s.tasks_done, s.tasks_converted, s.score, rank() OVER (ORDER BY s.score DESC)"
+            f" AS rank FROM {subject.table} s{join} WHERE s.period = {{}}{where}) r"
+            f" WHERE r.id {cond}",
+            period,
+            *args,
+            *id_args,
+        )
+        return {int(row["id"]): _ranked(row) for row in rows}
+    join, where, args = _scope_sql(subject, scope, "q")
     rows = await fetch(
         f"SELECT s.{subject.key} AS id, s.new_members, s.points, s.tasks_done,"
         f" s.tasks_converted, s.score, 1 + (SELECT COUNT(*) FROM {subject.table} q{join}"
