@@ -48,5 +48,6 @@ APP_REGISTRY = AppRegistry(
         "members.piccolo_app",
         "tasks.piccolo_app",
         "incentives.piccolo_app",
+        "notifications.piccolo_app",
     ]
 )

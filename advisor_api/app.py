@@ -29,7 +29,7 @@ from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
 from advisor_api.today_cache import TodayCache
-from advisor_api.wiring import wire_domains
+from advisor_api.wiring import build_dispatcher, wire_domains
 from members.db import connection_pool
 
 log = logging.getLogger("tiantian")
@@ -55,7 +55,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with connection_pool(POOL_MAX_SIZE):
-            jobs = Scheduler() if scheduler else None
+            jobs = (
+                Scheduler(build_dispatcher(settings.push), settings.push.interval_seconds)
+                if scheduler
+                else None
+            )
             app.state.scheduler = jobs
             if jobs is not None:
                 await jobs.start()

@@ -7,9 +7,10 @@ import asyncio
 import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import date
+from datetime import date, time
 from typing import Any
 
+from members import clock
 from members.db import connection_pool
 from members.errors import DomainError
 
@@ -60,7 +61,9 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_seed_demo(_: argparse.Namespace) -> None:
+    from members.db import fetch
     from members.demo import is_empty, seed_demo
+    from notifications.services import register_device
     from tasks.services import run_daily
 
     async def seed_and_plan() -> str:
@@ -70,6 +73,10 @@ def cmd_seed_demo(_: argparse.Namespace) -> None:
         # The calendar's follow-ups (stage-ups, quiet members) for today, so that the
         # demo advisors open to a real list.
         report = await run_daily()
+        # A phone per demo advisor, so that `tiantian push digest` has somewhere to go
+        # (the log sender writes each push to the log).
+        for row in await fetch("SELECT id, code FROM advisor ORDER BY id"):
+            await register_device(row["id"], f"demo-phone-{row['code']}", "android")
         return f"{done}; today's daily run made {sum(report.created.values())} follow-ups"
 
     print(_run(_with_pool(seed_and_plan)))
@@ -98,8 +105,11 @@ def cmd_pos_key_create(args: argparse.Namespace) -> None:
 
 async def _scheduler_forever() -> None:
     from advisor_api.scheduler import Scheduler
+    from advisor_api.settings import PushSettings
+    from advisor_api.wiring import build_dispatcher
 
-    jobs = Scheduler()
+    push = PushSettings.from_env()
+    jobs = Scheduler(build_dispatcher(push), push.interval_seconds)
     await jobs.start()
     try:
         await asyncio.Event().wait()
@@ -111,13 +121,13 @@ DEFAULT_DAY = "each zone's own today"
 
 
 def cmd_run_daily(args: argparse.Namespace) -> None:
-    import time
+    from time import perf_counter
 
     from tasks.services import run_daily
 
-    started = time.perf_counter()
+    started = perf_counter()
     report = _run(_with_pool(lambda: run_daily(args.date)))
-    elapsed = time.perf_counter() - started
+    elapsed = perf_counter() - started
     kinds = sorted(set(report.created) | set(report.expired) | set(report.superseded))
     print(f"daily run for {args.date or DEFAULT_DAY}")
     print(f"{'kind':<12} {'created':>8} {'superseded':>10} {'expired':>8}")
@@ -141,6 +151,28 @@ def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
     print(f"rebuilt {', '.join(report.months) or 'nothing: no open month has facts'}")
     print(f"advisor totals {report.advisor_rows}, store totals {report.store_rows}")
     print(f"elapsed {report.seconds:.2f} s")
+
+
+def cmd_push_digest(args: argparse.Namespace) -> None:
+    from members.db import in_write_transaction
+    from notifications.services import queue_digests
+
+    day = args.date or clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
+    made = _run(_with_pool(lambda: in_write_transaction(lambda: queue_digests(day, args.at))))
+    print(f"morning digests for {day} at {args.at:%H:%M} store time: {made} queued")
+
+
+def cmd_push_flush(_: argparse.Namespace) -> None:
+    from advisor_api.settings import PushSettings
+    from advisor_api.wiring import build_dispatcher
+
+    dispatcher = build_dispatcher(PushSettings.from_env())
+    report = _run(_with_pool(dispatcher.flush))
+    print(
+        f"pushes: {report.claimed} claimed in {report.rounds} rounds, {report.sent} delivered,"
+        f" {report.retried} to retry, {report.failed} failed, {report.dropped} devices removed,"
+        f" {report.folded} folded ({report.seconds:.2f} s)"
+    )
 
 
 def cmd_scheduler(_: argparse.Namespace) -> None:
@@ -177,6 +209,19 @@ def parser() -> argparse.ArgumentParser:
         "--period", help="the month of this period, e.g. 2026-11 (default: every open month)"
     )
     rebuild.set_defaults(func=cmd_incentives_rebuild)
+
+    push = sub.add_parser("push", help="pushes to advisors' phones").add_subparsers(
+        dest="action", required=True
+    )
+    digest = push.add_parser("digest", help="queue the morning digests for a store-local date")
+    digest.add_argument("--date", type=date.fromisoformat, help="default: today")
+    digest.add_argument(
+        "--at", type=time.fromisoformat, default=time(8, 30), help="store time (default 08:30)"
+    )
+    digest.set_defaults(func=cmd_push_digest)
+    push.add_parser("flush", help="send what is due in the outbox now").set_defaults(
+        func=cmd_push_flush
+    )
 
     user = sub.add_parser("user", help="logins").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a login")

@@ -19,13 +19,17 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from piccolo.engine.postgres import PostgresEngine
 
-from members.db import engine, fetch
+from members import clock
+from members.db import engine, fetch, in_write_transaction
+from notifications.dispatch import Dispatcher
+from notifications.services import DIGEST_AT, queue_digests
 from tasks import services as tasks
 
 log = logging.getLogger("tiantian.scheduler")
 
 LEASE_KEY = 0x7469616E  # "tian": the advisory lock every Tiantian scheduler competes for
 DAILY_AT = {"hour": 0, "minute": 5}  # shortly after each zone's midnight
+DIGEST_CRON = {"hour": DIGEST_AT.hour, "minute": DIGEST_AT.minute}  # 08:30 store time
 
 
 class Leadership:
@@ -64,7 +68,9 @@ class Leadership:
 
 
 class Scheduler:
-    def __init__(self) -> None:
+    def __init__(self, dispatcher: Dispatcher | None = None, push_every: float = 5.0) -> None:
+        self.dispatcher = dispatcher
+        self.push_every = push_every
         self.jobs = AsyncIOScheduler(
             timezone="UTC",
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -80,6 +86,11 @@ class Scheduler:
 
     async def start(self) -> None:
         self.jobs.add_job(self._sync_zones, IntervalTrigger(minutes=1), id="zones")
+        if self.dispatcher is not None:
+            # Every scheduler dispatches, leader or not: claims skip each other's rows.
+            self.jobs.add_job(
+                self._push, IntervalTrigger(seconds=self.push_every), id="push-dispatch"
+            )
         self.jobs.start()
         self.started = True
         await self._sync_zones()
@@ -95,14 +106,12 @@ class Scheduler:
         await self.leadership.check()
         zones = {row["timezone"] for row in await fetch("SELECT DISTINCT timezone FROM store")}
         for zone in zones:
-            job_id = f"daily:{zone}"
-            if self.jobs.get_job(job_id) is None:
-                self.jobs.add_job(
-                    self._daily,
-                    CronTrigger(timezone=zone, **DAILY_AT),
-                    id=job_id,
-                    args=[zone],
-                )
+            for job_id, job, at in (
+                (f"daily:{zone}", self._daily, DAILY_AT),
+                (f"digest:{zone}", self._digest, DIGEST_CRON),
+            ):
+                if self.jobs.get_job(job_id) is None:
+                    self.jobs.add_job(job, CronTrigger(timezone=zone, **at), id=job_id, args=[zone])
 
     async def _daily(self, zone: str) -> None:
         if not await self.leadership.check():
@@ -114,3 +123,23 @@ class Scheduler:
             dict(report.created),
             dict(report.expired),
         )
+
+    async def _digest(self, zone: str) -> None:
+        if not await self.leadership.check():
+            return
+        day = clock.today(clock.zone(zone))
+        made = await in_write_transaction(lambda: queue_digests(day, DIGEST_AT, [zone]))
+        log.info("morning digests for %s on %s: %s queued", zone, day, made)
+
+    async def _push(self) -> None:
+        assert self.dispatcher is not None
+        report = await self.dispatcher.flush()
+        if report.claimed:
+            log.info(
+                "pushes: %s claimed, %s delivered, %s to retry, %s failed, %s folded",
+                report.claimed,
+                report.sent,
+                report.retried,
+                report.failed,
+                report.folded,
+            )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -40,6 +40,34 @@ def _decimal(name: str, default: str) -> Decimal:
 
 
 @dataclass(frozen=True)
+class PushSettings:
+    backend: str = "log"  # log | fcm
+    credentials_path: str | None = None
+    project_id: str | None = None
+    endpoint: str | None = None  # a stand-in FCM server (tests, staging)
+    timeout_seconds: float = 10.0
+    per_hour: int = 6  # non-digest pushes an advisor gets an hour; the rest fold
+    lease_seconds: float = 120.0
+    interval_seconds: float = 5.0
+
+    @classmethod
+    def from_env(cls) -> PushSettings:
+        backend = os.environ.get("PUSH_BACKEND", "log")
+        if backend not in ("log", "fcm"):
+            raise ValueError(f"PUSH_BACKEND must be fcm or log, got {backend!r}")
+        return cls(
+            backend=backend,
+            credentials_path=os.environ.get("FIREBASE_CREDENTIALS") or None,
+            project_id=os.environ.get("FCM_PROJECT_ID") or None,
+            endpoint=os.environ.get("FCM_ENDPOINT") or None,
+            timeout_seconds=float(os.environ.get("TIANTIAN_FCM_TIMEOUT_SECONDS", "10")),
+            per_hour=int(os.environ.get("TIANTIAN_PUSHES_PER_HOUR", "6")),
+            lease_seconds=float(os.environ.get("TIANTIAN_PUSH_LEASE_SECONDS", "120")),
+            interval_seconds=float(os.environ.get("TIANTIAN_PUSH_INTERVAL_SECONDS", "5")),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     jwt_secret: str
     token_ttl: timedelta
@@ -53,6 +81,7 @@ class Settings:
     login_failures_per_phone: int = 5
     login_lockout_seconds: int = 900
     conversion_days: int = 7
+    push: PushSettings = field(default_factory=lambda: PushSettings())
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,4 +98,5 @@ class Settings:
             login_failures_per_phone=int(os.environ.get("TIANTIAN_LOGIN_FAILURES", "5")),
             login_lockout_seconds=int(os.environ.get("TIANTIAN_LOGIN_LOCKOUT_SECONDS", "900")),
             conversion_days=int(os.environ.get("TIANTIAN_CONVERSION_DAYS", "7")),
+            push=PushSettings.from_env(),
         )

@@ -20,7 +20,6 @@ from incentives.queries import (
     ledger_entries,
     my_ranks,
     parse_scope,
-    ratio,
     shown_name,
     store_cards,
     viewer_of,
@@ -50,6 +49,7 @@ from members.db import fetch
 from members.errors import NotFound
 from members.periods import Period, month_of
 from members.services import fen_to_yuan
+from tasks.dashboard import completion
 
 
 async def _advisor_entries(viewer: Viewer, lines: list[Ranked]) -> list[AdvisorEntry]:
@@ -249,7 +249,7 @@ async def my_score(advisor_id: int, period: Period) -> MyScore:
         points=line.points,
         tasks_done=line.tasks_done,
         tasks_converted=line.tasks_converted,
-        completion_rate=ratio(done, done + expired),
+        completion_rate=completion(done, expired),
         score=score_text(line.score),
         bonus_month=bonus_month,
         bonus_estimate=fen_to_yuan(statement.total_fen),

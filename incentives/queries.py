@@ -19,10 +19,9 @@ Two ways to rank, both in SQL:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from incentives.services import KINDS, Weights, load_weights, score_text
+from incentives.services import KINDS, Weights, load_weights
 from members.accounts import Principal
 from members.db import fetch, in_list, is_postgres
 from members.errors import InvalidInput
@@ -372,16 +371,6 @@ async def store_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
         *args,
     )
     return {int(row["id"]): row for row in rows}
-
-
-def per_advisor_text(hundredths: int) -> str:
-    return score_text(hundredths)
-
-
-def ratio(part: int, whole: int) -> str | None:
-    if whole == 0:
-        return None
-    return str((Decimal(part) / Decimal(whole)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
 
 
 async def completion_of(advisor_id: int, period: Period) -> tuple[int, int]:

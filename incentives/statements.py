@@ -22,12 +22,14 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from incentives import events
 from incentives.services import Rates, hold_ledger, month_has_ended, rates_for
 from members import clock
 from members.db import fetch, in_write_transaction, rows_source
 from members.errors import Conflict
-from members.periods import parse_period
+from members.periods import parse_period, previous
 from members.services import fen_to_yuan
+from tasks.dashboard import completion
 
 ONE_FEN = Decimal(1)
 
@@ -65,12 +67,6 @@ class Statement:
     @property
     def total_fen(self) -> int:
         return sum(line.amount_fen for line in self.lines)
-
-
-def _rate_text(done: int, expired: int) -> str | None:
-    if done + expired == 0:
-        return None
-    return str((Decimal(done) / Decimal(done + expired)).quantize(Decimal("0.0001"), ROUND_HALF_UP))
 
 
 def _gate_met(done: int, expired: int, gate_bp: int | None) -> bool:
@@ -144,7 +140,7 @@ async def _live(month: str, advisor_id: int | None, rates: Rates) -> list[Line]:
                 points=points,
                 tasks_done=int(row["task_done"]),
                 tasks_converted=int(row["task_converted"]),
-                completion_rate=_rate_text(done, expired),
+                completion_rate=completion(done, expired),
                 gate_met=gate_met,
                 new_member_fen=new_member_fen,
                 points_fen=points_fen,
@@ -287,6 +283,7 @@ async def close_month(month: str) -> tuple[bool, Statement]:
             rates.per_1000_points_fen,
             rates.completion_gate_bp,
         )
+        await events.month_closed(month, previous(parse_period(month)).name)
         return True
 
     closed_now = await in_write_transaction(work)
@@ -348,29 +345,9 @@ def to_csv(statement: Statement) -> bytes:
                 line.last_entry,
             )
         )
-    writer.writerow(
-        (
-            "合计",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            fen_to_yuan(statement.total_fen),
-            "",
-            "",
-            "",
-        )
-    )
+    total = [""] * len(CSV_HEADER)
+    total[0], total[CSV_HEADER.index("应发奖金")] = "合计", str(fen_to_yuan(statement.total_fen))
+    writer.writerow(total)
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 

@@ -192,8 +192,20 @@ async def record_outcome(
                     recorded_at,
                     task["member"],
                 )
-            if callback_on is not None:
-                callback_id = await _callback(task, callback_on, clock.today(tz))
+            if data.result == "delivery_requested":
+                # The member's request stands even when the call no longer completes
+                # its task; the made task's id is answered as the callback's would be.
+                callback_id = await _made_by_call(
+                    task,
+                    "delivery",
+                    callback_on or recorded_on,
+                    clock.today(tz),
+                    "会员要求送货上门",
+                )
+            elif callback_on is not None:
+                callback_id = await _made_by_call(
+                    task, "callback", callback_on, clock.today(tz), "会员约定回访"
+                )
                 if callback_id is None:
                     detail = f"no callback: {callback_on} had passed by the time this arrived"
         await events.tasks_settled(settled)
@@ -288,21 +300,24 @@ async def _do_not_contact(member_id: int, recorded_at: datetime, tz: Any) -> lis
     return [m["id"] for m in moved]
 
 
-async def _callback(task: dict[str, Any], on: date, today: date) -> int | None:
-    rule = (await load_rules()).get("callback")
+async def _made_by_call(
+    task: dict[str, Any], kind: str, on: date, today: date, reason: str
+) -> int | None:
+    """A task the member asked for on the call (a callback, a delivery), due ``on``."""
+    rule = (await load_rules()).get(kind)
     if rule is None or not rule.enabled:
         return None
     due, expires = rule.window(on)
     if expires < today:
         return None  # asked for a day already past by the time the phone synced
-    key = f"callback:{task['id']}:{on}"
+    key = f"{kind}:{task['id']}:{on}"
     await insert_task_rows(
         [
             (
-                "callback",
+                kind,
                 task["member"],
                 "",
-                "会员约定回访",
+                reason,
                 rule.script,
                 on,
                 due,

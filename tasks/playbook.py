@@ -14,6 +14,7 @@ KINDS: Final = (
     "welcome",
     "campaign",
     "callback",
+    "delivery",
 )
 
 # kind -> (due offset, expiry offset, priority, script, params); offsets in days from
@@ -66,4 +67,13 @@ DEFAULT_RULES: Final[dict[str, tuple[int, int, int, str, dict[str, Any]]]] = {
     "campaign": (0, 0, 4, "", {}),
     # Asked for by the member ("call me on Friday"): made by an outcome, due that day.
     "callback": (0, 3, 2, "您好,上次您说今天方便再联系,我是{store}的育儿顾问{advisor}。", {}),
+    # Asked for on a call ("please bring it round"): made by the outcome, and urgent —
+    # the advisor's phone hears of it at once (params.urgent marks a kind urgent).
+    "delivery": (
+        0,
+        1,
+        1,
+        "您好,我是{store}的育儿顾问{advisor},来确认一下送货上门的时间和地址。",
+        {"urgent": True},
+    ),
 }

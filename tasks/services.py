@@ -20,6 +20,7 @@ from members import clock
 from members.db import fetch, in_list, in_write_transaction, insert_count, param, rows_source
 from members.errors import InvalidInput
 from members.events import AdvisorLeft, MemberJoined, PurchaseRecorded
+from tasks import events
 from tasks.playbook import KINDS
 from tasks.tables import PlaybookRule
 
@@ -163,12 +164,13 @@ async def insert_task_rows(rows: list[tuple[Any, ...]], report: RunReport) -> No
         f" FROM ({source}) AS t JOIN member m ON m.id = t.member"
         " LEFT JOIN advisor a ON a.id = m.owning_advisor"
         " WHERE NOT m.do_not_contact ON CONFLICT (dedupe_key) DO NOTHING"
-        " RETURNING id, kind, store, assignee",
+        " RETURNING id, kind, store, assignee, reason",
         now,
         now,
         *args,
     )
     report.count(report.created, created)
+    await events.tasks_assigned(created)
     orphans = {row["store"] for row in created if row["assignee"] is None}
     if orphans:
         await assign_unassigned(sorted(orphans))
@@ -233,12 +235,13 @@ async def assign_unassigned(store_ids: Sequence[int]) -> int:
         " UPDATE task SET assignee = x.advisor, updated_at = {} FROM ("
         " SELECT o.id, l.id AS advisor FROM orphans o JOIN loads l"
         " ON l.store = o.store AND l.rn = ((o.rn - 1) % l.cnt) + 1) AS x"
-        " WHERE task.id = x.id RETURNING task.id, task.assignee",
+        " WHERE task.id = x.id RETURNING task.id, task.assignee, task.kind, task.reason",
         *store_args,
         *store_args,
         now,
     )
     await write_history(assigned, "open", "open", "assigned", now)
+    await events.tasks_assigned(assigned)
     return len(assigned)
 
 
@@ -484,13 +487,15 @@ async def _hand_over_tasks(event: AdvisorLeft) -> None:
     moved = await fetch(
         "UPDATE task SET assignee = (SELECT " + OWNER_IF_ACTIVE + " FROM member m"
         " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.id = task.member),"
-        f" updated_at = {{}} WHERE status = 'open' AND {stale} RETURNING id, store, assignee",
+        f" updated_at = {{}} WHERE status = 'open' AND {stale}"
+        " RETURNING id, store, assignee, kind, reason",
         now,
         event.advisor_id,
         event.active,
         event.store_id,
     )
     await write_history(moved, "open", "open", "reassigned", now)
+    await events.tasks_assigned(moved)
     await assign_unassigned(sorted({r["store"] for r in moved if r["assignee"] is None}))
 
 

@@ -31,6 +31,8 @@ async def test_the_contracts_paths_are_in_the_openapi_schema(client: httpx.Async
         "/auth/login",
         "/health",
         "/advisor/v1/me/score",
+        "/advisor/v1/devices",
+        "/advisor/v1/devices/{token}",
         "/v1/leaderboards/advisors",
         "/v1/leaderboards/stores",
         "/v1/contests/{contest_id}/standings",

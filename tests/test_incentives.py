@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from members import accounts
+from members.db import fetch
 from tests.conftest import (
     FORMULA_1,
     PASSWORD,
@@ -295,6 +296,15 @@ async def test_closed_month_stays_frozen_and_late_facts_adjust_the_next(
     assert closed["status"] == "closed"
     (line,) = [x for x in closed["lines"] if x["advisor_code"] == advisor]
     assert (line["line"], line["points"], line["amount"]) == ("regular", 800, "8.00")
+
+    # Each advisor with an October line hears their rank, in the close's transaction.
+    (push,) = await fetch(
+        "SELECT o.title, o.body, o.data FROM push_outbox o JOIN advisor a ON a.id = o.advisor"
+        " WHERE a.code = {} AND o.kind = 'rank' AND o.dedupe_key LIKE 'rank:2026-10:%'",
+        advisor,
+    )
+    assert push["title"] == "10月排名已出" and push["body"].startswith("10月全国排名第 ")
+    assert '"period": "2026-10"' in push["data"]
 
     csv_before = await client.get(
         "/hq/v1/bonus-statements",

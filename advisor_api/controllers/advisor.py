@@ -6,7 +6,7 @@ from datetime import date
 from typing import Annotated, Any, cast
 
 import msgspec
-from litestar import Controller, MediaType, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
@@ -17,6 +17,8 @@ from members import clock
 from members.accounts import Principal
 from members.errors import InvalidInput
 from members.periods import month_of, parse_period
+from notifications import services as pushes
+from notifications.schemas import DeviceIn, DeviceOut
 from tasks import outcomes, queries
 from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
 from tasks.schemas import MemberView, SyncOut, TodayOut
@@ -97,6 +99,22 @@ class AdvisorController(Controller):
     ) -> dict[str, Any]:
         advisor_id, timezone = _advisor(request)
         return await outcomes.snooze(advisor_id, timezone, task_id, data.until)
+
+    @post("/devices", status_code=201, summary="Register this phone for pushes")
+    async def add_device(
+        self, request: Request[Principal, Any, Any], data: JSONBody[DeviceIn]
+    ) -> DeviceOut:
+        advisor_id, _ = _advisor(request)
+        return DeviceOut(**await pushes.register_device(advisor_id, data.token, data.platform))
+
+    @delete("/devices/{token:str}", status_code=204, summary="Stop pushes to this phone")
+    async def remove_device(
+        self,
+        request: Request[Principal, Any, Any],
+        token: Annotated[str, PathParameter(min_length=1, max_length=1024)],
+    ) -> None:
+        advisor_id, _ = _advisor(request)
+        await pushes.remove_device(advisor_id, token)
 
     @get("/me/score", summary="Your figures, bonus estimate and ranks for a period")
     async def my_score(

@@ -1,0 +1,17 @@
+"""Devices as the API takes and shows them: a token is never shown back whole."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+
+class DeviceIn(Struct, forbid_unknown_fields=True):
+    token: Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"^[\x21-\x7e]+$")]
+    platform: Literal["android", "ios", "web"]
+
+
+class DeviceOut(Struct):
+    token: str  # masked: the first six and last four characters
+    platform: str

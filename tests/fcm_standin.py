@@ -1,0 +1,189 @@
+"""A stand-in for Firebase Cloud Messaging's HTTP v1 API, on 127.0.0.1.
+
+It speaks ``POST /v1/projects/{project}/messages:send`` as FCM does: a message name
+for a message it accepts, FCM's error bodies (``google.firebase.fcm.v1.FcmError``)
+for the rest. Each device token can be given a script of answers, used one per
+request and then ``ok``: ``unregistered`` (404), ``quota`` (429 with
+``Retry-After``), ``unavailable`` (503), ``internal`` (500), ``invalid`` (400),
+``sender_mismatch`` (403) or ``hang`` (never answers). firebase-admin talks to it
+through ``FCM_ENDPOINT`` exactly as it talks to Google.
+
+Run alone (for bench/push.py): ``python tests/fcm_standin.py --port 8765``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import threading
+from collections import defaultdict
+from typing import Any
+
+ERRORS = {
+    "unregistered": (404, "NOT_FOUND", "UNREGISTERED", "Requested entity was not found."),
+    "quota": (429, "RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED", "Quota exceeded."),
+    "unavailable": (503, "UNAVAILABLE", "UNAVAILABLE", "The service is currently unavailable."),
+    "internal": (500, "INTERNAL", "INTERNAL", "Internal error."),
+    "invalid": (400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "Invalid registration token."),
+    "sender_mismatch": (403, "PERMISSION_DENIED", "SENDER_ID_MISMATCH", "SenderId mismatch."),
+}
+REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+class StandInFcm:
+    def __init__(self) -> None:
+        self.accepted: list[dict[str, Any]] = []  # every message answered with a name
+        self.requests = 0
+        self.scripts: dict[str, list[str]] = defaultdict(list)
+        self.auth_headers: set[str] = set()
+        self._names = itertools.count(1)
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    # --- control, from tests ---------------------------------------------------
+
+    def script(self, token: str, *answers: str) -> None:
+        with self._lock:
+            self.scripts[token].extend(answers)
+
+    def delivered_to(self, token: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.accepted if _token(m) == token]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start_in_thread(self) -> StandInFcm:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            loop.run_until_complete(self.start())
+            ready.set()
+            loop.run_forever()
+
+        threading.Thread(target=run, name="fcm-stand-in", daemon=True).start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+
+        async def shutdown() -> None:
+            if self._server is not None:
+                self._server.close()
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in others:
+                task.cancel()
+            await asyncio.gather(*others, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+
+    async def start(self, port: int = 0) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", port, backlog=1024)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    # --- the protocol ------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
+                body = await reader.readexactly(int(headers.get("content-length", "0")))
+                status, answer, extra = self._answer(lines[0], headers, body)
+                if status == 0:  # hang: keep the connection, never answer
+                    await asyncio.sleep(3600)
+                    return
+                payload = json.dumps(answer).encode()
+                extra_lines = "".join(f"{k}: {v}\r\n" for k, v in extra.items())
+                writer.write(
+                    f"HTTP/1.1 {status} {REASONS.get(status, 'Error')}\r\n"
+                    "Content-Type: application/json; charset=UTF-8\r\n"
+                    f"Content-Length: {len(payload)}\r\n{extra_lines}\r\n".encode()
+                    + payload
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _answer(
+        self, request_line: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        method, _, rest = request_line.partition(" ")
+        path = rest.rsplit(" ", 1)[0]
+        if method != "POST" or not path.endswith("/messages:send"):
+            return 404, _error(404, "NOT_FOUND", None, "no such method"), {}
+        try:
+            message = json.loads(body)["message"]
+        except (ValueError, KeyError, TypeError):
+            return 400, _error(400, "INVALID_ARGUMENT", None, "invalid JSON payload"), {}
+        token = _token(message)
+        with self._lock:
+            self.requests += 1
+            self.auth_headers.add(headers.get("authorization", ""))
+            script = self.scripts.get(token)
+            what = script.pop(0) if script else "ok"
+            if what == "ok":
+                self.accepted.append(message)
+                name = f"{path.split('/messages')[0][4:]}/messages/{next(self._names)}"
+                return 200, {"name": name}, {}
+        if what == "hang":
+            return 0, {}, {}
+        status, code, fcm_code, text = ERRORS[what]
+        extra = {"Retry-After": "60"} if what == "quota" else {}
+        return status, _error(status, code, fcm_code, text), extra
+
+
+def _token(message: dict[str, Any]) -> str:
+    return str(message.get("token") or message.get("fid") or "")
+
+
+def _error(status: int, code: str, fcm_code: str | None, text: str) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": status, "message": text, "status": code}
+    if fcm_code is not None:
+        error["details"] = [
+            {"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": fcm_code}
+        ]
+    return {"error": error}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="A stand-in FCM v1 server")
+    p.add_argument("--port", type=int, default=8765)
+    args = p.parse_args()
+    fcm = StandInFcm()
+
+    async def serve() -> None:
+        await fcm.start(args.port)
+        print(f"stand-in FCM on {fcm.url}", flush=True)
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
+if __name__ == "__main__":
+    main()
