@@ -29,6 +29,7 @@ from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
 from advisor_api.today_cache import TodayCache
+from advisor_api.web import index, template_config, web_router
 from advisor_api.wiring import build_dispatcher, wire_domains
 from members.db import connection_pool
 
@@ -83,12 +84,15 @@ def create_app(
             AdvisorController,
             OwnerController,
             LeaderboardController,
+            index,
+            web_router(settings.jwt_secret),
             HqIncentivesController,
             *extra_routes,
         ],
         lifespan=[lifespan],
         on_app_init=[jwt_auth.on_app_init],
         exception_handlers=EXCEPTION_HANDLERS,
+        template_config=template_config(),
         stores=stores,
         state=State(
             {

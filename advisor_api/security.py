@@ -31,7 +31,8 @@ POS_SCHEME = SecurityScheme(
 )
 
 # Paths a bearer token is not asked for: the till has its own key.
-PUBLIC_PATHS = ["^/health", "^/schema", "^/auth/login", "^/pos/"]
+# Pages sign in with a cookie of their own (advisor_api.web), not the Bearer header.
+PUBLIC_PATHS = ["^/health", "^/schema", "^/auth/login", "^/pos/", "^/web", "^/$"]
 
 
 class Principals:

@@ -1,0 +1,95 @@
+// 顾问页:离线时把通话结果存进 IndexedDB,联网后按 client_outcome_id 补发(重复发送无害)。
+(function () {
+  "use strict";
+  var DB = "tiantian", STORE = "outcomes";
+  // A phone's clock may be wrong: calls are timed by the server's clock at page load.
+  var served = Date.parse(document.getElementById("queue").dataset.now || "");
+  var skew = isNaN(served) ? 0 : served - Date.now();
+  function db() {
+    return new Promise(function (ok, fail) {
+      var r = indexedDB.open(DB, 1);
+      r.onupgradeneeded = function () { r.result.createObjectStore(STORE, { keyPath: "id" }); };
+      r.onsuccess = function () { ok(r.result); };
+      r.onerror = function () { fail(r.error); };
+    });
+  }
+  function tx(mode, fn) {
+    return db().then(function (d) {
+      return new Promise(function (ok, fail) {
+        var t = d.transaction(STORE, mode), out = fn(t.objectStore(STORE));
+        t.oncomplete = function () { ok(out && out.result); };
+        t.onerror = function () { fail(t.error); };
+      });
+    });
+  }
+  function csrf() {
+    var m = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  function send(item) {
+    return fetch(item.url, {
+      method: "POST", credentials: "same-origin",
+      headers: { "content-type": "application/x-www-form-urlencoded", "x-csrftoken": csrf(), "accept": "application/json" },
+      body: new URLSearchParams(item.body).toString()
+    }).then(function (r) {
+      // 2xx: recorded (or a replay); 4xx other than auth: it will never land, drop it.
+      if (r.ok || (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 403)) return true;
+      throw new Error("HTTP " + r.status);
+    });
+  }
+  function pending() {
+    return tx("readonly", function (s) { return s.getAll(); });
+  }
+  function show() {
+    return pending().then(function (items) {
+      var el = document.getElementById("queue");
+      el.textContent = items.length ? items.length + " 条结果等待联网同步" : "";
+      el.dataset.waiting = String(items.length);
+      return items;
+    });
+  }
+  var syncing = false, again = false;
+  function sync() {
+    if (syncing) { again = true; return show(); }  // queued while a sync was running
+    if (!navigator.onLine) return show();
+    syncing = true;
+    again = false;
+    return pending().then(function (items) {
+      return items.reduce(function (p, item) {
+        return p.then(function () {
+          return send(item).then(function () {
+            return tx("readwrite", function (s) { return s.delete(item.id); });
+          });
+        });
+      }, Promise.resolve());
+    }).catch(function (e) { console.log("sync stopped: " + e); }).then(function () {
+      syncing = false;
+      return again ? sync() : show();
+    });
+  }
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.classList.contains("outcome")) return;
+    ev.preventDefault();
+    var id = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
+    var body = {
+      client_outcome_id: id,
+      recorded_at: new Date(Date.now() + skew).toISOString(),
+      result: ev.submitter ? ev.submitter.value : "reached",
+      note: form.note.value,
+      channel: "phone"
+    };
+    var item = { id: id, url: form.action, body: body };
+    tx("readwrite", function (s) { return s.put(item); }).then(function () {
+      var task = form.closest(".task");
+      if (task) { task.hidden = true; }
+      return sync();
+    });
+  });
+  window.addEventListener("online", sync);
+  setInterval(sync, 30000);  // a send that failed on a flaky link is tried again
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/web/advisor/sw.js", { scope: "/web/advisor/" }).catch(function () {});
+  }
+  sync();
+})();

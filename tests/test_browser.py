@@ -1,0 +1,217 @@
+"""The pages in a real headless Chromium (Debian's, driven by Playwright), against a
+real server on this test run's database. Screenshots land in docs/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from members import accounts
+from members.db import fetch
+from tests.conftest import DATABASE_URL, PASSWORD, TEST_NOW, make_shop, receipt, unique_phone
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+REPO = Path(__file__).resolve().parent.parent
+SHOTS = REPO / "docs" / "screenshots"
+SIZES = {"phone": (390, 844), "laptop": (1280, 800)}
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)"
+)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": DATABASE_URL,
+        "TIANTIAN_NOW": TEST_NOW,
+        "TIANTIAN_LIST_CACHE_SECONDS": "0",
+        "TIANTIAN_LOGIN_CACHE_SECONDS": "0",
+        "TIANTIAN_LOGINS_PER_MINUTE": "100000",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "advisor_api.cli", "serve", "--port", str(port), "--no-scheduler"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if httpx.get(f"{base}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    yield base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        await launched.close()
+
+
+async def page_for(browser: Any, base: str, phone: str, size: str = "phone") -> Any:
+    width, height = SIZES[size]
+    context = await browser.new_context(viewport={"width": width, "height": height}, base_url=base)
+    page = await context.new_page()
+    await page.goto("/web/login")
+    await page.get_by_label("手机号").fill(phone)
+    await page.get_by_label("密码").fill(PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await page.wait_for_load_state("networkidle")
+    return page
+
+
+async def shoot(page: Any, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for size, (width, height) in SIZES.items():
+        await page.set_viewport_size({"width": width, "height": height})
+        await page.screenshot(path=str(SHOTS / f"{name}-{size}.png"), full_page=False)
+
+
+async def test_owner_sees_the_league_table_in_order_and_not_another_store(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    shop, other = await make_shop(), await make_shop()
+    for advisor, yuan in [(shop.advisors[1], 600), (shop.advisors[0], 300)]:
+        body = receipt(lines=[("TF1-800", 1, f"{yuan}.00")], advisor_code=advisor)
+        assert (
+            await client.post("/pos/v1/purchases", json=body, headers=shop.pos)
+        ).status_code == 201
+    phone = unique_phone()
+    await accounts.create_user("owner", phone, PASSWORD, store_codes=[shop.code])
+    page = await page_for(browser, server, phone, "laptop")
+    assert page.url.endswith(f"/web/owner/stores/{shop.code}")
+    rows = page.locator("#league tbody tr")
+    assert await rows.count() == 2
+    assert (await rows.nth(0).inner_text()).split("\t")[:2] == ["1", "顾问1"]
+    assert (await rows.nth(1).inner_text()).split("\t")[:2] == ["2", "顾问0"]
+    await page.set_viewport_size({"width": 360, "height": 740})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await shoot(page, "owner-store")
+    response = await page.goto(f"/web/owner/stores/{other.code}")
+    assert response.status == 404
+    assert other.code in await page.content() and "顾问" not in await page.content()
+    await page.context.close()
+
+
+async def test_advisor_records_outcomes_online_and_offline_each_once(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    shop = await make_shop()
+    advisor = shop.advisors[0]
+    # Three members who joined three days ago and bought: a follow-up due today each.
+    for _ in range(3):
+        member = unique_phone()
+        await client.post(
+            "/pos/v1/members",
+            json={"phone": member, "advisor_code": advisor, "babies": []},
+            headers=shop.pos,
+        )
+        body = receipt(phone=member, purchased_at="2026-11-17T10:00:00+08:00")
+        assert (
+            await client.post("/pos/v1/purchases", json=body, headers=shop.pos)
+        ).status_code == 201
+    phone = unique_phone()
+    await accounts.create_user("advisor", phone, PASSWORD, advisor_code=advisor)
+    page = await page_for(browser, server, phone)
+    assert page.url.endswith("/web/advisor/")
+    await page.wait_for_function(
+        "navigator.serviceWorker && navigator.serviceWorker.controller !== undefined"
+    )
+    await page.set_viewport_size({"width": 360, "height": 740})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await shoot(page, "advisor-today")
+    tasks = page.locator("form.outcome")
+    assert await tasks.count() >= 3
+    ids = [int((await tasks.nth(i).get_attribute("action")).split("/")[-2]) for i in range(3)]
+
+    # Online: one tap records the call.
+    async with page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith(f"/tasks/{ids[0]}/outcome")
+    ) as sent:
+        await tasks.nth(0).get_by_role("button", name="已联系").click()
+    assert (await sent.value).status == 201
+    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '0'")
+    # Offline: two more calls wait on the phone, then land once each on reconnecting.
+    await page.context.set_offline(True)
+    await page.locator(f"#task-{ids[1]} form.outcome").get_by_role("button", name="未接通").click()
+    await page.locator(f"#task-{ids[2]} form.outcome").get_by_role("button", name="会购买").click()
+    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '2'")
+    assert "2 条结果等待联网同步" in await page.locator("#queue").inner_text()
+    await shoot(page, "advisor-offline")
+    await page.context.set_offline(False)
+    await page.evaluate("window.dispatchEvent(new Event('online'))")
+    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '0'")
+    for task_id, result in zip(ids, ["reached", "no_answer", "will_buy"], strict=True):
+        rows = await fetch("SELECT result FROM outcome WHERE task = {}", task_id)
+        assert [r["result"] for r in rows] == [result], task_id
+        (task,) = await fetch("SELECT status FROM task WHERE id = {}", task_id)
+        assert task["status"] == "done"
+    await page.context.close()
+
+
+async def test_sign_in_page_lists_nothing_secret_and_fits_a_phone(
+    server: str, browser: Any
+) -> None:
+    context = await browser.new_context(viewport={"width": 360, "height": 740}, base_url=server)
+    page = await context.new_page()
+    response = await page.goto("/")
+    assert page.url.endswith("/web/login") and response.status == 200
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 360
+    await shoot(page, "sign-in")
+    await context.close()
+
+
+async def test_hq_edits_the_playbook_runs_a_contest_and_downloads_the_bonus_csv(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    phone = unique_phone()
+    await accounts.create_user("hq", phone, PASSWORD)
+    page = await page_for(browser, server, phone, "laptop")
+    assert page.url.endswith("/web/hq/")
+    await shoot(page, "hq")
+    # The delivery rule: a new script, saved through the form.
+    form = page.locator("form[action='/web/hq/playbook/delivery']")
+    await form.get_by_label("话术").fill("您好,送货上门前跟您确认一下地址。")
+    await form.get_by_role("button", name="保存").click()
+    await page.wait_for_load_state("networkidle")
+    (rule,) = await fetch("SELECT script, params FROM playbook_rule WHERE kind = 'delivery'")
+    assert rule["script"] == "您好,送货上门前跟您确认一下地址。" and "urgent" in str(rule["params"])
+    # A league contest from the form opens on its standings.
+    contest = page.locator("form[action='/web/hq/contests']")
+    await contest.get_by_label("名称").fill("十一月先锋赛")
+    await contest.get_by_label("开始").fill("2026-11-01")
+    await contest.get_by_label("结束").fill("2026-11-30")
+    await contest.get_by_role("button", name="创建竞赛").click()
+    await page.wait_for_load_state("networkidle")
+    assert "/web/hq/contests/" in page.url and "十一月先锋赛" in await page.content()
+    await shoot(page, "hq-contest")
+    # The bonus CSV, with the session cookie.
+    response = await page.request.get(f"{server}/web/hq/bonus/2026-11.csv")
+    assert response.status == 200
+    assert (await response.body()).startswith("\ufeff月份".encode())
+    await page.context.close()

@@ -1,0 +1,71 @@
+"""The pages over HTTP: the session cookie, CSRF on every form post, and an owner's
+pages scoped to their stores."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from members import accounts
+from tests.conftest import PASSWORD, make_shop, receipt, unique_phone
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', page.text)
+    assert found, page.text[:300]
+    return found.group(1)
+
+
+async def sign_in(client: httpx.AsyncClient, phone: str) -> httpx.Response:
+    page = await client.get("/web/login")
+    return await client.post(
+        "/web/login",
+        data={"phone": phone, "password": PASSWORD, "_csrf_token": csrf_of(page)},
+    )
+
+
+async def test_sign_in_sets_a_strict_httponly_cookie_and_forms_need_csrf(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    shop = await make_shop()
+    phone = unique_phone()
+    await accounts.create_user("owner", phone, PASSWORD, store_codes=[shop.code])
+    client.cookies.clear()
+    r = await client.post("/web/login", data={"phone": phone, "password": PASSWORD})
+    assert r.status_code == 403  # no CSRF token
+    r = await sign_in(client, phone)
+    assert r.status_code == 303 and r.headers["location"] == "/web/owner/"
+    cookie = next(c for c in r.headers.get_list("set-cookie") if c.startswith("tt_session="))
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/web" in cookie
+    page = await client.get("/web/owner/", follow_redirects=True)
+    assert page.status_code == 200 and shop.code in page.text
+    assert len(page.content) < 100_000
+    r = await client.post("/web/logout", data={"_csrf_token": csrf_of(page)})
+    assert r.status_code == 303
+    client.cookies.clear()
+    r = await client.get("/web/owner/")
+    assert r.status_code in (302, 303, 307) and r.headers["location"] == "/web/login"
+
+
+async def test_an_owner_sees_their_league_table_and_not_another_store(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    shop, other = await make_shop(), await make_shop()
+    for advisor, yuan in [(shop.advisors[1], 500), (shop.advisors[0], 200)]:
+        body = receipt(lines=[("TF1-800", 1, f"{yuan}.00")], advisor_code=advisor)
+        assert (
+            await client.post("/pos/v1/purchases", json=body, headers=shop.pos)
+        ).status_code == 201
+    phone = unique_phone()
+    await accounts.create_user("owner", phone, PASSWORD, store_codes=[shop.code])
+    client.cookies.clear()
+    await sign_in(client, phone)
+    page = await client.get(f"/web/owner/stores/{shop.code}?board=store")
+    assert page.status_code == 200
+    league = page.text.split('id="league"', 1)[1]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td><td>", league)
+    assert [r[0] for r in rows] == ["1", "2"] and rows[0][1] == "顾问1"
+    r = await client.get(f"/web/owner/stores/{other.code}")
+    assert r.status_code == 404 and other.code in r.text
+    client.cookies.clear()
