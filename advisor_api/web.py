@@ -35,7 +35,7 @@ from incentives.statements import close_month
 from members import accounts, clock, demo
 from members.accounts import Principal
 from members.db import fetch
-from members.errors import DomainError, NotFound
+from members.errors import DomainError, InvalidInput, NotFound, msgspec_field_error
 from members.periods import Period, month_of, parse_period, week_key
 from tasks import outcomes, queries
 from tasks.dashboard import store_dashboard
@@ -390,17 +390,20 @@ class AdvisorPages(Controller):
     ) -> Response[Any]:
         who = await page_user(request, "advisor")
         assert who.advisor_id is not None and who.timezone is not None
-        body = msgspec.convert(
-            {
-                "client_outcome_id": data.client_outcome_id,
-                "channel": data.channel,
-                "result": data.result,
-                "note": data.note,
-                "recorded_at": data.recorded_at,
-            },
-            outcomes.OutcomeIn,
-            strict=False,
-        )
+        try:
+            body = msgspec.convert(
+                {
+                    "client_outcome_id": data.client_outcome_id,
+                    "channel": data.channel,
+                    "result": data.result,
+                    "note": data.note,
+                    "recorded_at": data.recorded_at,
+                },
+                outcomes.OutcomeIn,
+                strict=False,
+            )
+        except msgspec.ValidationError as exc:
+            raise InvalidInput(str(exc), [msgspec_field_error(exc)]) from None
         created, answer = await outcomes.record_outcome(who.advisor_id, who.timezone, task_id, body)
         if "text/html" in request.headers.get("accept", ""):
             return Redirect(path="/web/advisor/", status_code=303)
@@ -531,15 +534,17 @@ class HqPages(Controller):
         data: Annotated[ContestForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         await page_user(request, "hq")
-        weights = {
-            kind: Decimal(value)
-            for kind, value in (
-                ("points", data.points_weight),
-                ("new_member", data.new_member_weight),
-            )
-            if value.strip()
-        }
         try:
+            if data.kind not in ("league", "pk") or data.subject not in ("advisor", "store"):
+                raise InvalidInput.on("kind", "类型或对象不对")
+            weights = {
+                kind: Decimal(value)
+                for kind, value in (
+                    ("points", data.points_weight),
+                    ("new_member", data.new_member_weight),
+                )
+                if value.strip()
+            }
             contest, _, _ = await contests.create_contest(
                 data.name,
                 data.kind,

@@ -69,3 +69,48 @@ async def test_an_owner_sees_their_league_table_and_not_another_store(
     r = await client.get(f"/web/owner/stores/{other.code}")
     assert r.status_code == 404 and other.code in r.text
     client.cookies.clear()
+
+
+async def test_bad_form_input_is_a_clear_error_not_a_500(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    shop = await make_shop()
+    phone = unique_phone()
+    await accounts.create_user("advisor", phone, PASSWORD, advisor_code=shop.advisors[0])
+    client.cookies.clear()
+    await sign_in(client, phone)
+    page = await client.get("/web/advisor/")
+    assert page.status_code == 200
+    r = await client.post(
+        "/web/advisor/tasks/1/outcome",
+        data={
+            "_csrf_token": csrf_of(page),
+            "client_outcome_id": "x1",
+            "result": "bogus",
+            "recorded_at": "2026-11-20T10:00:00+08:00",
+        },
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "result"
+    # An advisor reaches neither the owner's nor HQ's pages.
+    assert (await client.get(f"/web/owner/stores/{shop.code}")).status_code == 404
+    assert (await client.get("/web/hq/")).status_code == 404
+    hq_phone = unique_phone()
+    await accounts.create_user("hq", hq_phone, PASSWORD)
+    client.cookies.clear()
+    await sign_in(client, hq_phone)
+    page = await client.get("/web/hq/")
+    r = await client.post(
+        "/web/hq/contests",
+        data={
+            "_csrf_token": csrf_of(page),
+            "name": "x",
+            "kind": "league",
+            "subject": "advisor",
+            "scope": "national",
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-11-30",
+            "points_weight": "lots",
+        },
+    )
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    client.cookies.clear()
