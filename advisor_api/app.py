@@ -85,7 +85,7 @@ def create_app(
             OwnerController,
             LeaderboardController,
             index,
-            web_router(settings.jwt_secret),
+            web_router(settings.jwt_secret, settings.secure_cookies),
             HqIncentivesController,
             *extra_routes,
         ],

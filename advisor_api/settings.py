@@ -47,7 +47,7 @@ class PushSettings:
     endpoint: str | None = None  # a stand-in FCM server (tests, staging)
     timeout_seconds: float = 10.0
     per_hour: int = 6  # non-digest pushes an advisor gets an hour; the rest fold
-    lease_seconds: float = 120.0
+    lease_seconds: float = 600.0
     interval_seconds: float = 5.0
 
     @classmethod
@@ -62,7 +62,7 @@ class PushSettings:
             endpoint=os.environ.get("FCM_ENDPOINT") or None,
             timeout_seconds=float(os.environ.get("TIANTIAN_FCM_TIMEOUT_SECONDS", "10")),
             per_hour=int(os.environ.get("TIANTIAN_PUSHES_PER_HOUR", "6")),
-            lease_seconds=float(os.environ.get("TIANTIAN_PUSH_LEASE_SECONDS", "120")),
+            lease_seconds=float(os.environ.get("TIANTIAN_PUSH_LEASE_SECONDS", "600")),
             interval_seconds=float(os.environ.get("TIANTIAN_PUSH_INTERVAL_SECONDS", "5")),
         )
 
@@ -82,6 +82,8 @@ class Settings:
     login_lockout_seconds: int = 900
     conversion_days: int = 7
     push: PushSettings = field(default_factory=lambda: PushSettings())
+    # Behind a TLS-terminating proxy the app sees http: mark the pages' cookies Secure.
+    secure_cookies: bool = False
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -99,4 +101,5 @@ class Settings:
             login_lockout_seconds=int(os.environ.get("TIANTIAN_LOGIN_LOCKOUT_SECONDS", "900")),
             conversion_days=int(os.environ.get("TIANTIAN_CONVERSION_DAYS", "7")),
             push=PushSettings.from_env(),
+            secure_cookies=os.environ.get("TIANTIAN_SECURE_COOKIES", "") in ("1", "true", "yes"),
         )

@@ -9,6 +9,7 @@ API, with the same scoping: an owner's pages show only their stores.
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -94,6 +95,9 @@ async def page_user(request: Request[Any, Any, Any], *roles: str) -> Principal:
 
 
 def _sign_in_redirect(request: Request[Any, Any, Any], _: SignInFirst) -> Response[Any]:
+    if "text/html" not in request.headers.get("accept", "text/html"):
+        # A script's request (the offline queue): say so, rather than redirect.
+        return Response({"title": "sign in first", "status": 401}, status_code=401)
     return Redirect(path="/web/login")
 
 
@@ -107,9 +111,11 @@ class LoginForm(Struct):
 
 
 class OutcomeForm(Struct):
-    client_outcome_id: str
     result: str
-    recorded_at: str
+    # The page's script sends both; a plain form post (no JavaScript) leaves them to
+    # the server: a fresh id, and now.
+    client_outcome_id: str = ""
+    recorded_at: str = ""
     note: str = ""
     channel: str = "phone"
 
@@ -185,7 +191,7 @@ class SessionPages(Controller):
             path="/web",
             httponly=True,
             samesite="strict",
-            secure=request.url.scheme == "https",
+            secure=request.url.scheme == "https" or request.app.state.settings.secure_cookies,
         )
         return response
 
@@ -393,11 +399,11 @@ class AdvisorPages(Controller):
         try:
             body = msgspec.convert(
                 {
-                    "client_outcome_id": data.client_outcome_id,
+                    "client_outcome_id": data.client_outcome_id or uuid.uuid4().hex,
                     "channel": data.channel,
                     "result": data.result,
                     "note": data.note,
-                    "recorded_at": data.recorded_at,
+                    "recorded_at": data.recorded_at or clock.now().isoformat(),
                 },
                 outcomes.OutcomeIn,
                 strict=False,
@@ -602,9 +608,10 @@ class HqPages(Controller):
         )
 
 
-def web_router(jwt_secret: str) -> Router:
+def web_router(jwt_secret: str, secure_cookies: bool = False) -> Router:
     csrf = CSRFConfig(
         secret=jwt_secret,
+        cookie_secure=secure_cookies,
         cookie_path="/web",
         cookie_samesite="strict",
         cookie_httponly=False,  # the offline queue reads it to send x-csrftoken

@@ -31,7 +31,7 @@ from typing import Any
 from members import clock
 from members.db import fetch, in_list, in_write_transaction, is_postgres, param, rows_source
 from notifications.senders import OutgoingPush, PushSender, SendResult
-from notifications.services import after_quiet_hours, zones_of
+from notifications.services import DEADLINE, after_quiet_hours, zones_of
 
 log = logging.getLogger("tiantian.push")
 
@@ -58,7 +58,8 @@ class FlushReport:
 class Dispatcher:
     sender: PushSender
     per_hour: int = 6
-    lease: timedelta = timedelta(minutes=2)
+    # Longer than the slowest batch: 500 rows, 32 in flight, each up to the timeout.
+    lease: timedelta = timedelta(minutes=10)
     claim_size: int = CLAIM
     rng: random.Random = field(default_factory=random.Random)
 
@@ -67,11 +68,13 @@ class Dispatcher:
         report = FlushReport()
         started = walltime.perf_counter()
         while max_rounds is None or report.rounds < max_rounds:
-            claimed = await in_write_transaction(lambda: self._claim(report))
-            if not claimed:
+            claimed_any, claimed = await in_write_transaction(lambda: self._claim(report))
+            if not claimed_any:
                 break
             report.rounds += 1
             report.claimed += len(claimed)
+            if not claimed:  # every row of the claim was held, folded or stale
+                continue
             deliveries = await _deliveries([row["id"] for row in claimed])
             # A device that moved to another advisor since (a shared phone) gets
             # nothing more of the one before.
@@ -84,7 +87,8 @@ class Dispatcher:
 
     # --- (1) claim -------------------------------------------------------------
 
-    async def _claim(self, report: FlushReport) -> list[dict[str, Any]]:
+    async def _claim(self, report: FlushReport) -> tuple[bool, list[dict[str, Any]]]:
+        """(whether any row was claimed, the rows to send now)."""
         now = clock.now()
         skip = " FOR UPDATE SKIP LOCKED" if is_postgres() else ""
         claimed = await fetch(
@@ -92,19 +96,46 @@ class Dispatcher:
             " WHERE status = 'pending' AND next_attempt_at <= {}"
             " AND (lease_until IS NULL OR lease_until < {})"
             f" ORDER BY next_attempt_at, id LIMIT {{}}{skip})"
-            " RETURNING id, advisor, kind, due_at",
+            " RETURNING id, advisor, kind, due_at, deadline_at, attempts, data",
             now + self.lease,
             now,
             now,
             self.claim_size,
         )
         if not claimed:
-            return []
-        folded = await self._fold(claimed, now)
-        report.folded += len(folded)
-        claimed = [row for row in claimed if row["id"] not in folded]
+            return False, []
+        zones = await zones_of([row["advisor"] for row in claimed])
+        held: list[tuple[int, datetime]] = []
+        stale: list[tuple[int, str]] = []
+        for row in claimed:
+            release = after_quiet_hours(now, clock.zone(zones[row["advisor"]]))
+            if _at(row["deadline_at"]) < now:
+                stale.append((row["id"], "the deadline passed before it could be sent"))
+            elif release > now:  # due before 21:00, reached after it: held till 08:00
+                held.append((row["id"], release))
+        stale += await _stale_urgent(claimed)
+        if held:
+            source, args = rows_source([("id", "bigint"), ("at", "timestamptz")], held)
+            await fetch(
+                "UPDATE push_outbox SET next_attempt_at = h.at, lease_until = NULL"
+                f" FROM ({source}) AS h WHERE push_outbox.id = h.id",
+                *args,
+            )
+        if stale:
+            source, args = rows_source([("id", "bigint"), ("why", "text")], stale)
+            await fetch(
+                "UPDATE push_outbox SET status = 'failed', last_error = s.why, lease_until = NULL"
+                f" FROM ({source}) AS s WHERE push_outbox.id = s.id",
+                *args,
+            )
+        report.failed += len(stale)
+        aside = {i for i, _ in held} | {i for i, _ in stale}
+        claimed = [row for row in claimed if row["id"] not in aside]
+        aside, folded = await self._fold(claimed, now) if claimed else (set(), 0)
+        report.folded += folded
+        claimed = [row for row in claimed if row["id"] not in aside]
         if not claimed:
-            return []
+            return True, []
         ids, args = in_list([row["id"] for row in claimed], "bigint")
         # Each row's devices become its deliveries, the first time it is claimed.
         await fetch(
@@ -123,14 +154,16 @@ class Dispatcher:
             *args,
         )
         gone = {row["id"] for row in orphans}
-        return [row for row in claimed if row["id"] not in gone]
+        return True, [row for row in claimed if row["id"] not in gone]
 
-    async def _fold(self, claimed: list[dict[str, Any]], now: datetime) -> set[int]:
+    async def _fold(self, claimed: list[dict[str, Any]], now: datetime) -> tuple[set[int], int]:
         """Pushes beyond ``per_hour`` in the last hour for an advisor become one
-        summary push, due when the hour has room again."""
-        limited = [r for r in claimed if r["kind"] in ("urgent", "rank")]
+        summary push, due when the hour has room again. Returns (rows set aside,
+        how many of them were folded). Only untried pushes fold: one already
+        delivered to a device keeps going to the others."""
+        limited = [r for r in claimed if r["kind"] in ("urgent", "rank") and not r["attempts"]]
         if not limited:
-            return set()
+            return set(), 0
         advisors, args = in_list(sorted({r["advisor"] for r in limited}), "int")
         kinds, kind_args = in_list(list(LIMITED_KINDS), "text")
         recent = {
@@ -144,17 +177,41 @@ class Dispatcher:
                 now - timedelta(hours=1),
             )
         }
+        # An advisor whose summary is being sent right now: their extra pushes wait a
+        # minute for the next summary rather than join one already on its way.
+        sending = {
+            row["advisor"]
+            for row in await fetch(
+                "SELECT advisor FROM push_outbox WHERE kind = 'summary' AND status = 'pending'"
+                f" AND advisor {advisors} AND lease_until > {{}}",
+                *args,
+                now,
+            )
+        }
         by_advisor: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in sorted(limited, key=lambda r: (r["due_at"], r["id"])):
             by_advisor[row["advisor"]].append(row)
         folded: dict[int, list[int]] = {}
+        postponed: list[int] = []
         for advisor, rows in by_advisor.items():
             sent, _ = recent.get(advisor, (0, None))
             room = max(self.per_hour - sent, 0)
             if len(rows) > room:
-                folded[advisor] = [r["id"] for r in rows[room:]]
+                extra = [r["id"] for r in rows[room:]]
+                if advisor in sending:
+                    postponed += extra
+                else:
+                    folded[advisor] = extra
+        if postponed:
+            cond, id_args = in_list(postponed, "bigint")
+            await fetch(
+                "UPDATE push_outbox SET next_attempt_at = {}, lease_until = NULL"
+                f" WHERE id {cond}",
+                now + timedelta(minutes=1),
+                *id_args,
+            )
         if not folded:
-            return set()
+            return set(postponed), 0
         ids = [i for group in folded.values() for i in group]
         cond, id_args = in_list(ids, "bigint")
         await fetch(
@@ -162,16 +219,32 @@ class Dispatcher:
             *id_args,
         )
         zones = await zones_of(list(folded))
-        summaries: list[tuple[int, str, int, datetime]] = []
+        summaries: list[tuple[int, str, int, datetime, datetime]] = []
         for advisor, group in sorted(folded.items()):
             first = recent.get(advisor, (0, None))[1]
-            if isinstance(first, str):
-                first = datetime.fromisoformat(first)
-            due = max(now, first + timedelta(hours=1)) if first is not None else now
-            due = after_quiet_hours(due, clock.zone(zones[advisor]))
-            summaries.append((advisor, f"summary:{advisor}:{now.isoformat()}", len(group), due))
+            # The hour that is full started with the first push sent in it, or with
+            # the ones this claim sends now.
+            start = _at(first) if first is not None else now
+            due = after_quiet_hours(
+                max(now, start + timedelta(hours=1)), clock.zone(zones[advisor])
+            )
+            summaries.append(
+                (
+                    advisor,
+                    f"summary:{advisor}:{now.isoformat()}",
+                    len(group),
+                    due,
+                    due + DEADLINE["summary"],
+                )
+            )
         source, src_args = rows_source(
-            [("advisor", "int"), ("dedupe_key", "text"), ("n", "int"), ("due_at", "timestamptz")],
+            [
+                ("advisor", "int"),
+                ("dedupe_key", "text"),
+                ("n", "int"),
+                ("due_at", "timestamptz"),
+                ("deadline_at", "timestamptz"),
+            ],
             summaries,
         )
         # One pending summary per advisor (a partial unique index): later folds add to it.
@@ -180,7 +253,7 @@ class Dispatcher:
             " deadline_at, status, attempts, next_attempt_at, created_at, folded)"
             " SELECT advisor, 'summary', dedupe_key, '新通知',"
             " '另有 ' || CAST(n AS TEXT) || ' 条新通知，请打开天天行动力查看',"
-            f" {{}}, due_at, due_at, 'pending', 0, due_at, {param('timestamptz')}, n"
+            f" {{}}, due_at, deadline_at, 'pending', 0, due_at, {param('timestamptz')}, n"
             f" FROM ({source}) AS src WHERE true"
             " ON CONFLICT (advisor) WHERE kind = 'summary' AND status = 'pending'"
             " DO UPDATE SET folded = push_outbox.folded + excluded.folded,"
@@ -190,7 +263,7 @@ class Dispatcher:
             now,
             *src_args,
         )
-        return set(ids)
+        return set(ids) | set(postponed), len(ids)
 
     # --- (3) record --------------------------------------------------------------
 
@@ -299,6 +372,35 @@ async def _deliveries(outbox_ids: list[int]) -> list[dict[str, Any]]:
         *args,
         clock.now(),
     )
+
+
+def _at(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+
+
+async def _stale_urgent(claimed: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """Urgent pushes whose task is no longer open with that advisor (done, cancelled
+    or handed on while the push was held): nothing to be urgent about."""
+    wanted: dict[int, tuple[int, int]] = {}
+    for row in claimed:
+        if row["kind"] == "urgent":
+            data = row["data"] if isinstance(row["data"], dict) else json.loads(row["data"])
+            if str(data.get("task_id", "")).isdigit():
+                wanted[row["id"]] = (int(data["task_id"]), row["advisor"])
+    if not wanted:
+        return []
+    cond, args = in_list(sorted({t for t, _ in wanted.values()}), "bigint")
+    live = {
+        (int(r["id"]), r["assignee"])
+        for r in await fetch(
+            f"SELECT id, assignee FROM task WHERE id {cond} AND status = 'open'", *args
+        )
+    }
+    return [
+        (outbox, "the task is no longer open for this advisor")
+        for outbox, key in wanted.items()
+        if key not in live
+    ]
 
 
 async def _deadlines(outbox_ids: list[int]) -> dict[int, datetime]:

@@ -143,14 +143,29 @@ class FcmSender:
         results: list[SendResult] = []
         for start in range(0, len(pushes), IN_FLIGHT):
             chunk = pushes[start : start + IN_FLIGHT]
-            messages = [self._message(p) for p in chunk]
-            try:
-                batch = await messaging.send_each_async(messages, app=self.app)
-            except exceptions.FirebaseError as exc:
-                results += [SendResult("retry", reason=_reason(exc))] * len(chunk)
-                continue
-            for answer in batch.responses:
-                results.append(_result(answer, messaging, exceptions))
+            answers: dict[int, SendResult] = {}
+            messages, sent = [], []
+            for i, push in enumerate(chunk):
+                try:  # a message the SDK refuses to build fails alone
+                    messages.append(self._message(push))
+                    sent.append(i)
+                except ValueError as exc:
+                    answers[i] = SendResult("rejected", reason=f"invalid message: {exc}"[:300])
+            if messages:
+                try:
+                    batch = await messaging.send_each_async(messages, app=self.app)
+                except exceptions.FirebaseError as exc:
+                    batch = None
+                    for i in sent:
+                        answers[i] = SendResult("retry", reason=_reason(exc))
+                except ValueError as exc:
+                    batch = None
+                    for i in sent:
+                        answers[i] = SendResult("rejected", reason=f"invalid message: {exc}"[:300])
+                if batch is not None:
+                    for i, answer in zip(sent, batch.responses, strict=True):
+                        answers[i] = _result(answer, messaging, exceptions)
+            results += [answers[i] for i in range(len(chunk))]
         return results
 
     def _message(self, push: OutgoingPush) -> Any:

@@ -357,7 +357,7 @@ async def test_a_dispatcher_killed_mid_batch_loses_nothing_and_marks_nothing_twi
     # The row is still claimed and nothing is recorded: the answers died with it.
     assert await status_of(keys) == ["pending"]
     # Restarted once the lease has run out: every device gets it (again), once more.
-    at("2026-11-20T12:02:30+08:00", monkeypatch)
+    at("2026-11-20T12:10:30+08:00", monkeypatch)  # the lease is 10 minutes
     await Dispatcher(sender).flush()
     assert await status_of(keys) == ["sent"]
     assert all(len(fcm.delivered_to(t)) >= 1 for t in tokens)
@@ -368,7 +368,7 @@ async def test_a_dispatcher_killed_mid_batch_loses_nothing_and_marks_nothing_twi
     )
     assert {r["status"] for r in rows} == {"sent"} and len(rows) == 6
     sent_at = sorted(str(r["sent_at"]) for r in rows)
-    at("2026-11-20T12:10:00+08:00", monkeypatch)
+    at("2026-11-20T12:30:00+08:00", monkeypatch)
     assert (await Dispatcher(sender).flush()).claimed == 0
     again = await fetch(
         "SELECT d.sent_at FROM push_delivery d JOIN push_outbox o ON o.id = d.outbox"
@@ -397,3 +397,42 @@ async def test_two_dispatchers_never_claim_the_same_row(
     assert first.claimed > 0 and second.claimed > 0
     assert first.claimed + second.claimed == 200
     assert all(len(fcm.delivered_to(t)) == 10 for t in tokens)
+
+
+async def test_a_push_reached_late_is_held_past_quiet_hours_and_a_stale_one_dropped(
+    client: httpx.AsyncClient,
+    products: None,
+    fcm: StandInFcm,
+    sender: FcmSender,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    shop = await make_shop()
+    _, (t,) = await advisor_with_devices(client, shop, 1)
+    advisor = await advisor_id(shop.advisors[0])
+    # Due at 20:59, but the dispatcher only gets to it at 21:30 (it was down).
+    (late,) = await queue_urgent(advisor, 1, due=datetime(2026, 11, 20, 20, 59, tzinfo=SHANGHAI))
+    at("2026-11-20T21:30:00+08:00", monkeypatch)
+    await Dispatcher(sender).flush()
+    assert fcm.delivered_to(t) == [] and await status_of([late]) == ["pending"]
+    # An urgent push about a task that is no longer open is not sent at 08:00.
+    stale_key = f"urgent:test:{uuid.uuid4().hex}"
+    await in_write_transaction(
+        lambda: pushes.queue(
+            [
+                pushes.Push(
+                    advisor,
+                    "urgent",
+                    stale_key,
+                    "紧急任务",
+                    "会员要求送货上门",
+                    {"type": "task", "task_id": "999999999"},
+                    clock.now(),
+                )
+            ]
+        )
+    )
+    at("2026-11-21T08:00:30+08:00", monkeypatch)
+    report = await Dispatcher(sender).flush()
+    assert len(fcm.delivered_to(t)) == 1
+    assert await status_of([late]) == ["sent"] and await status_of([stale_key]) == ["failed"]
+    assert report.failed == 1

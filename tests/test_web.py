@@ -44,8 +44,10 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_forms_need_csrf(
     r = await client.post("/web/logout", data={"_csrf_token": csrf_of(page)})
     assert r.status_code == 303
     client.cookies.clear()
-    r = await client.get("/web/owner/")
+    r = await client.get("/web/owner/", headers={"Accept": "text/html"})  # a browser
     assert r.status_code in (302, 303, 307) and r.headers["location"] == "/web/login"
+    r = await client.get("/web/owner/", headers={"Accept": "application/json"})  # a script
+    assert r.status_code == 401
 
 
 async def test_an_owner_sees_their_league_table_and_not_another_store(

@@ -5,6 +5,9 @@
   // A phone's clock may be wrong: calls are timed by the server's clock at page load.
   var served = Date.parse(document.getElementById("queue").dataset.now || "");
   var skew = isNaN(served) ? 0 : served - Date.now();
+  // A shared store phone: each advisor's queue is their own.
+  var me = document.getElementById("queue").dataset.advisor || "";
+  var expired = false;
   function db() {
     return new Promise(function (ok, fail) {
       var r = indexedDB.open(DB, 1);
@@ -28,22 +31,28 @@
   }
   function send(item) {
     return fetch(item.url, {
-      method: "POST", credentials: "same-origin",
+      method: "POST", credentials: "same-origin", redirect: "manual",
       headers: { "content-type": "application/x-www-form-urlencoded", "x-csrftoken": csrf(), "accept": "application/json" },
       body: new URLSearchParams(item.body).toString()
     }).then(function (r) {
-      // 2xx: recorded (or a replay); 4xx other than auth: it will never land, drop it.
+      // Signed out meanwhile (a redirect to sign-in, or 401): keep it for later.
+      if (r.type === "opaqueredirect" || r.status === 401) { expired = true; throw new Error("signed out"); }
+      // 2xx: recorded (or a replay); other 4xx: it will never land, drop it.
       if (r.ok || (r.status >= 400 && r.status < 500 && r.status !== 401 && r.status !== 403)) return true;
       throw new Error("HTTP " + r.status);
     });
   }
   function pending() {
-    return tx("readonly", function (s) { return s.getAll(); });
+    return tx("readonly", function (s) { return s.getAll(); }).then(function (items) {
+      return (items || []).filter(function (i) { return i.advisor === me; });
+    });
   }
   function show() {
     return pending().then(function (items) {
       var el = document.getElementById("queue");
-      el.textContent = items.length ? items.length + " 条结果等待联网同步" : "";
+      el.textContent = items.length
+        ? items.length + (expired ? " 条结果未同步:登录已过期,请重新登录" : " 条结果等待联网同步")
+        : "";
       el.dataset.waiting = String(items.length);
       return items;
     });
@@ -79,13 +88,23 @@
       note: form.note.value,
       channel: "phone"
     };
-    var item = { id: id, url: form.action, body: body };
+    var item = { id: id, advisor: me, url: form.action, body: body };
     tx("readwrite", function (s) { return s.put(item); }).then(function () {
       var task = form.closest(".task");
       if (task) { task.hidden = true; }
       return sync();
     });
   });
+  // Enter in the note must not record the first result by accident.
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Enter" && ev.target.name === "note") ev.preventDefault();
+  });
+  // Signing out of a shared phone: the cached list of members goes with the session.
+  document.addEventListener("submit", function (ev) {
+    if (ev.target.action && ev.target.action.indexOf("/web/logout") >= 0 && window.caches) {
+      caches.keys().then(function (keys) { keys.forEach(function (k) { caches.delete(k); }); });
+    }
+  }, true);
   window.addEventListener("online", sync);
   setInterval(sync, 30000);  // a send that failed on a flaky link is tried again
   if ("serviceWorker" in navigator) {
