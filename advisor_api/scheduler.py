@@ -54,6 +54,17 @@ class Leadership:
                 )
                 if self.leader:
                     log.info("this scheduler holds the lease and acts")
+            else:
+                # Still holding it? A connection the server dropped took the lock with
+                # it, and another scheduler may act by now.
+                held = await self._conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND pid = pg_backend_pid() AND objid = $1::bigint::oid AND granted)",
+                    LEASE_KEY,
+                )
+                if not held:
+                    log.warning("this scheduler lost the lease: standing by")
+                    self.leader = False
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("scheduler lease unavailable: %s", exc)
             self.leader = False

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -436,3 +437,30 @@ async def test_a_push_reached_late_is_held_past_quiet_hours_and_a_stale_one_drop
     assert len(fcm.delivered_to(t)) == 1
     assert await status_of([late]) == ["sent"] and await status_of([stale_key]) == ["failed"]
     assert report.failed == 1
+
+
+async def test_a_kind_hq_marks_urgent_pushes_from_the_daily_run_too(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    from tasks.services import load_rules, run_daily, save_rules
+
+    shop = await make_shop()
+    advisor = await advisor_id(shop.advisors[0])
+    phone = unique_phone()
+    await client.post(
+        "/pos/v1/members",
+        json={"phone": phone, "advisor_code": shop.advisors[0], "babies": []},
+        headers=shop.pos,
+    )
+    body = receipt(phone=phone, purchased_at="2026-10-06T10:00:00+08:00")
+    assert (await client.post("/pos/v1/purchases", json=body, headers=shop.pos)).status_code == 201
+    before = (await load_rules())["reactivate"]
+    await save_rules([replace(before, params={**before.params, "urgent": True})])
+    try:
+        await run_daily(date(2026, 11, 20))  # 45 days after the last purchase
+    finally:
+        await save_rules([before])
+    rows = await fetch(
+        "SELECT body, data FROM push_outbox WHERE advisor = {} AND kind = 'urgent'", advisor
+    )
+    assert len(rows) == 1 and '"kind": "reactivate"' in rows[0]["data"]
