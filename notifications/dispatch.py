@@ -166,15 +166,20 @@ class Dispatcher:
             return set(), 0
         advisors, args = in_list(sorted({r["advisor"] for r in limited}), "int")
         kinds, kind_args = in_list(list(LIMITED_KINDS), "text")
+        mine, mine_args = in_list([r["id"] for r in claimed], "bigint")
+        # Sent in the last hour, or being sent right now by another dispatcher.
         recent = {
             row["advisor"]: (int(row["n"]), row["first"])
             for row in await fetch(
                 "SELECT advisor, COUNT(*) AS n, MIN(sent_at) AS first FROM push_outbox"
-                f" WHERE advisor {advisors} AND kind {kinds} AND status = 'sent'"
-                " AND sent_at > {} GROUP BY advisor",
+                f" WHERE advisor {advisors} AND kind {kinds} AND ((status = 'sent'"
+                " AND sent_at > {}) OR (status = 'pending' AND lease_until > {}"
+                f" AND NOT id {mine})) GROUP BY advisor",
                 *args,
                 *kind_args,
                 now - timedelta(hours=1),
+                now,
+                *mine_args,
             )
         }
         # An advisor whose summary is being sent right now: their extra pushes wait a

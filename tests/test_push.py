@@ -464,3 +464,22 @@ async def test_a_kind_hq_marks_urgent_pushes_from_the_daily_run_too(
         "SELECT body, data FROM push_outbox WHERE advisor = {} AND kind = 'urgent'", advisor
     )
     assert len(rows) == 1 and '"kind": "reactivate"' in rows[0]["data"]
+
+
+async def test_a_push_being_sent_by_another_dispatcher_counts_toward_the_hour(
+    client: httpx.AsyncClient, products: None, fcm: StandInFcm, sender: FcmSender
+) -> None:
+    shop = await make_shop()
+    _, (t,) = await advisor_with_devices(client, shop, 1)
+    advisor = await advisor_id(shop.advisors[0])
+    (busy,) = await queue_urgent(advisor, 1)
+    # Another dispatcher holds that one (its lease runs), and sends it any moment.
+    await fetch(
+        "UPDATE push_outbox SET lease_until = {} WHERE dedupe_key = {}",
+        clock.now() + timedelta(minutes=5),
+        busy,
+    )
+    (extra,) = await queue_urgent(advisor, 1)
+    report = await Dispatcher(sender, per_hour=1).flush()
+    assert report.folded == 1 and await status_of([extra]) == ["folded"]
+    assert fcm.delivered_to(t) == []
