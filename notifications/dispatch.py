@@ -108,7 +108,9 @@ class Dispatcher:
         held: list[tuple[int, datetime]] = []
         stale: list[tuple[int, str]] = []
         for row in claimed:
-            release = after_quiet_hours(now, clock.zone(zones[row["advisor"]]))
+            # Kept with the row: folding and recording need the advisor's zone too.
+            row["timezone"] = zones[row["advisor"]]
+            release = after_quiet_hours(now, clock.zone(row["timezone"]))
             if _at(row["deadline_at"]) < now:
                 stale.append((row["id"], "the deadline passed before it could be sent"))
             elif release > now:  # due before 21:00, reached after it: held till 08:00
@@ -223,7 +225,7 @@ class Dispatcher:
             f"UPDATE push_outbox SET status = 'folded', lease_until = NULL WHERE id {cond}",
             *id_args,
         )
-        zones = await zones_of(list(folded))
+        zones = {row["advisor"]: row["timezone"] for row in claimed}
         summaries: list[tuple[int, str, int, datetime, datetime]] = []
         for advisor, group in sorted(folded.items()):
             first = recent.get(advisor, (0, None))[1]
@@ -280,9 +282,7 @@ class Dispatcher:
         report: FlushReport,
     ) -> None:
         now = clock.now()
-        deadlines = await _deadlines([row["id"] for row in claimed])
-        zones = await zones_of([row["advisor"] for row in claimed])
-        advisor_of = {row["id"]: row["advisor"] for row in claimed}
+        row_of = {row["id"]: row for row in claimed}
         updates: list[tuple[int, str, datetime, str | None, str | None]] = []
         unregistered = []
         for delivery in deliveries:
@@ -302,11 +302,11 @@ class Dispatcher:
                 report.failed += 1
                 updates.append((delivery["id"], "failed", now, None, result.reason))
             else:
+                row = row_of[delivery["outbox"]]
                 retry_at = after_quiet_hours(
-                    now + self._backoff(attempts, result),
-                    clock.zone(zones[advisor_of[delivery["outbox"]]]),
+                    now + self._backoff(attempts, result), clock.zone(row["timezone"])
                 )
-                if retry_at > deadlines[delivery["outbox"]]:
+                if retry_at > _at(row["deadline_at"]):
                     report.failed += 1
                     updates.append(
                         (delivery["id"], "failed", now, None, f"deadline passed: {result.reason}")
@@ -406,17 +406,6 @@ async def _stale_urgent(claimed: list[dict[str, Any]]) -> list[tuple[int, str]]:
         for outbox, key in wanted.items()
         if key not in live
     ]
-
-
-async def _deadlines(outbox_ids: list[int]) -> dict[int, datetime]:
-    ids, args = in_list(outbox_ids, "bigint")
-    rows = await fetch(f"SELECT id, deadline_at FROM push_outbox WHERE id {ids}", *args)
-    return {
-        int(r["id"]): r["deadline_at"]
-        if isinstance(r["deadline_at"], datetime)
-        else datetime.fromisoformat(r["deadline_at"])
-        for r in rows
-    }
 
 
 def _outgoing(delivery: dict[str, Any]) -> OutgoingPush:
