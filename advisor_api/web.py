@@ -31,7 +31,8 @@ from msgspec import Struct
 
 from advisor_api.login_guard import PhoneLockout
 from incentives import boards, contests, statements
-from incentives.services import month_or_error
+from incentives.queries import store_cards
+from incentives.services import month_or_error, score_text
 from incentives.statements import close_month
 from members import accounts, clock, demo
 from members.accounts import Principal
@@ -222,7 +223,7 @@ async def _trend(store_id: int, tz: str, days: int = 30) -> dict[str, Any]:
         r["period"]: r
         for r in await fetch(
             "SELECT period, points, new_members FROM store_score WHERE store = {}"
-            " AND period >= {} AND period <= {} AND period NOT LIKE '%W%'"
+            " AND period >= {} AND period <= {}"
             " AND LENGTH(period) = 10",
             store_id,
             keys[0],
@@ -264,21 +265,28 @@ async def _pk_for(store_id: int) -> list[dict[str, Any]]:
     for row in rows:
         contest = await contests.load_contest(int(row["id"]))
         scores = await contests.pk_scores(contest)
+        cards = await store_cards(list(scores))
         for a, b in contest.pairs:
             if store_id in (a, b):
                 other = b if a == store_id else a
+                mine, theirs = scores[store_id].score, scores[other].score
                 found.append(
                     {
                         "name": contest.name,
                         "ends_on": contest.ends_on,
-                        "mine": scores[store_id].score / 100,
-                        "theirs": scores[other].score / 100,
-                        "other": (await fetch("SELECT code, name FROM store WHERE id = {}", other))[
-                            0
-                        ],
+                        "mine": score_text(mine),
+                        "theirs": score_text(theirs),
+                        "lead": (mine > theirs) - (mine < theirs),
+                        "other": cards[other],
                     }
                 )
     return found
+
+
+async def _own_stores(who: Principal) -> list[dict[str, Any]]:
+    """An owner's stores (their login already names them), by code."""
+    cards = await store_cards(sorted(who.store_ids))
+    return sorted(cards.values(), key=lambda card: card["store_code"])
 
 
 class OwnerPages(Controller):
@@ -290,15 +298,12 @@ class OwnerPages(Controller):
         who = await page_user(request, "owner", "hq")
         if who.role == "hq":
             rows = await fetch("SELECT code FROM store ORDER BY code LIMIT 1")
+            codes = [row["code"] for row in rows]
         else:
-            rows = await fetch(
-                "SELECT code FROM store WHERE id IN (SELECT store FROM user_store"
-                ' WHERE "user" = {}) ORDER BY code LIMIT 1',
-                who.user_id,
-            )
-        if not rows:
+            codes = [card["store_code"] for card in await _own_stores(who)]
+        if not codes:
             raise NotFound("没有门店")
-        return Redirect(path=f"/web/owner/stores/{rows[0]['code']}")
+        return Redirect(path=f"/web/owner/stores/{codes[0]}")
 
     @get("/stores/{code:str}")
     async def store(
@@ -329,13 +334,7 @@ class OwnerPages(Controller):
         mine_national = next((m for m in national.mine if m.store_code == code), None)
         mine_regional = next((m for m in regional.mine if m.store_code == code), None)
         today = clock.today(clock.zone(store["timezone"]))
-        owned = []
-        if who.role == "owner":
-            owned = await fetch(
-                "SELECT code, name FROM store WHERE id IN (SELECT store FROM user_store"
-                ' WHERE "user" = {}) ORDER BY code',
-                who.user_id,
-            )
+        owned = await _own_stores(who) if who.role == "owner" else []
         return Template(
             "owner_store.html",
             context={

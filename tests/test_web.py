@@ -4,9 +4,12 @@ pages scoped to their stores."""
 from __future__ import annotations
 
 import re
+from datetime import date
+from decimal import Decimal
 
 import httpx
 
+from incentives import contests
 from members import accounts
 from tests.conftest import PASSWORD, make_shop, receipt, unique_phone
 
@@ -68,6 +71,21 @@ async def test_an_owner_sees_their_league_table_and_not_another_store(
     league = page.text.split('id="league"', 1)[1]
     rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td><td>", league)
     assert [r[0] for r in rows] == ["1", "2"] and rows[0][1] == "顾问1"
+    # Paired in a running PK contest, the page shows the head-to-head.
+    await contests.create_contest(
+        "千店牵手PK赛",
+        "pk",
+        "store",
+        "national",
+        date(2026, 11, 16),
+        date(2026, 11, 22),
+        {"points": Decimal(1)},
+        [[shop.code, other.code]],
+    )
+    page = await client.get(f"/web/owner/stores/{shop.code}")
+    head_to_head = page.text.split("千店牵手PK赛", 1)[1]
+    assert "本店 <b>800.00</b>" in head_to_head and other.code in head_to_head
+    assert "领先" in head_to_head
     r = await client.get(f"/web/owner/stores/{other.code}")
     assert r.status_code == 404 and other.code in r.text
     client.cookies.clear()
