@@ -355,8 +355,9 @@ async def advisor_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
         return {}
     cond, args = in_list(sorted(set(ids)), "int")
     rows = await fetch(
-        "SELECT a.id, a.code, a.name, s.code AS store_code, s.name AS store_name, s.region"
-        f" FROM advisor a JOIN store s ON s.id = a.store WHERE a.id {cond}",
+        "SELECT a.id, a.code, a.name, a.store AS store_id, s.code AS store_code,"
+        " s.name AS store_name, s.region FROM advisor a JOIN store s ON s.id = a.store"
+        f" WHERE a.id {cond}",
         *args,
     )
     return {int(row["id"]): row for row in rows}
@@ -389,9 +390,8 @@ async def my_ranks(advisor_id: int, period: Period) -> tuple[Ranked, dict[str, i
     """An advisor's line for the period and their rank in their store, their region
     and the country."""
     card = (await advisor_cards([advisor_id]))[advisor_id]
-    store = await fetch("SELECT store FROM advisor WHERE id = {}", advisor_id)
     scopes = {
-        "store": Scope(f"store:{card['store_code']}", "store", store_id=store[0]["store"]),
+        "store": Scope(f"store:{card['store_code']}", "store", store_id=card["store_id"]),
         "region": Scope(f"region:{card['region']}", "region", region=card["region"]),
         "national": Scope("national", "national"),
     }

@@ -161,27 +161,29 @@ async def _live(month: str, advisor_id: int | None, rates: Rates) -> list[Line]:
     return lines
 
 
-_FROZEN = (
-    "advisor_id",
-    "advisor_code",
-    "advisor_name",
-    "store_code",
-    "store_name",
-    "line",
-    "original_date",
-    "new_members",
-    "points",
-    "tasks_done",
-    "tasks_converted",
-    "completion_rate",
-    "gate_met",
-    "new_member_fen",
-    "points_fen",
-    "amount_fen",
-    "entries",
-    "first_entry",
-    "last_entry",
+# A frozen line as stored: (the Line field, its statement_line column, its type).
+_FROZEN_COLUMNS = (
+    ("advisor_id", "advisor", "int"),
+    ("advisor_code", "advisor_code", "text"),
+    ("advisor_name", "advisor_name", "text"),
+    ("store_code", "store_code", "text"),
+    ("store_name", "store_name", "text"),
+    ("line", "line", "text"),
+    ("original_date", "original_date", "date"),
+    ("new_members", "new_members", "int"),
+    ("points", "points", "bigint"),
+    ("tasks_done", "tasks_done", "int"),
+    ("tasks_converted", "tasks_converted", "int"),
+    ("completion_rate", "completion_rate", "text"),
+    ("gate_met", "gate_met", "bool"),
+    ("new_member_fen", "new_member_fen", "bigint"),
+    ("points_fen", "points_fen", "bigint"),
+    ("amount_fen", "amount_fen", "bigint"),
+    ("entries", "entries", "int"),
+    ("first_entry", "first_entry", "bigint"),
+    ("last_entry", "last_entry", "bigint"),
 )
+_FROZEN = tuple(name for name, _, _ in _FROZEN_COLUMNS)
 
 
 async def statement(month: str, advisor_id: int | None = None) -> Statement:
@@ -197,9 +199,7 @@ async def statement(month: str, advisor_id: int | None = None) -> Statement:
     row = closed[0]
     only = " AND advisor = {}" if advisor_id is not None else ""
     stored = await fetch(
-        "SELECT advisor AS advisor_id, advisor_code, advisor_name, store_code, store_name, line,"
-        " original_date, new_members, points, tasks_done, tasks_converted, completion_rate,"
-        " gate_met, new_member_fen, points_fen, amount_fen, entries, first_entry, last_entry"
+        f"SELECT {', '.join(f'{column} AS {name}' for name, column, _ in _FROZEN_COLUMNS)}"
         f" FROM statement_line WHERE month = {{}}{only} ORDER BY position",
         month,
         *([advisor_id] if advisor_id is not None else []),
@@ -238,28 +238,7 @@ async def close_month(month: str) -> tuple[bool, Statement]:
         rates = await rates_for(month)
         lines = await _live(month, None, rates)
         if lines:
-            columns = [
-                ("position", "int"),
-                ("advisor", "int"),
-                ("advisor_code", "text"),
-                ("advisor_name", "text"),
-                ("store_code", "text"),
-                ("store_name", "text"),
-                ("line", "text"),
-                ("original_date", "date"),
-                ("new_members", "int"),
-                ("points", "bigint"),
-                ("tasks_done", "int"),
-                ("tasks_converted", "int"),
-                ("completion_rate", "text"),
-                ("gate_met", "bool"),
-                ("new_member_fen", "bigint"),
-                ("points_fen", "bigint"),
-                ("amount_fen", "bigint"),
-                ("entries", "int"),
-                ("first_entry", "bigint"),
-                ("last_entry", "bigint"),
-            ]
+            columns = [("position", "int")] + [(c, t) for _, c, t in _FROZEN_COLUMNS]
             source, args = rows_source(
                 columns,
                 [
