@@ -31,7 +31,7 @@ from advisor_api.settings import Settings
 from advisor_api.today_cache import TodayCache
 from advisor_api.web import index, template_config, web_router
 from advisor_api.wiring import build_dispatcher, wire_domains
-from members.db import connection_pool
+from core.db import connection_pool
 
 log = logging.getLogger("tiantian")
 

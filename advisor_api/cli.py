@@ -10,9 +10,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, time
 from typing import Any
 
-from members import clock
-from members.db import connection_pool
-from members.errors import DomainError
+from core import clock
+from core.db import connection_pool
+from core.errors import DomainError
 
 log = logging.getLogger("tiantian")
 
@@ -61,10 +61,10 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 
 def cmd_seed_demo(_: argparse.Namespace) -> None:
-    from members.db import fetch
-    from members.demo import is_empty, seed_demo
+    from advisor_api.demo import is_empty, seed_demo
+    from members.queries import advisor_cards, all_advisor_ids
     from notifications.services import register_device
-    from tasks.services import run_daily
+    from tasks.daily import run_daily
 
     async def seed_and_plan() -> str:
         if not await is_empty():
@@ -75,8 +75,9 @@ def cmd_seed_demo(_: argparse.Namespace) -> None:
         report = await run_daily()
         # A phone per demo advisor, so that `tiantian push digest` has somewhere to go
         # (the log sender writes each push to the log).
-        for row in await fetch("SELECT id, code FROM advisor ORDER BY id"):
-            await register_device(row["id"], f"demo-phone-{row['code']}", "android")
+        cards = await advisor_cards(await all_advisor_ids())
+        for advisor_id, card in sorted(cards.items()):
+            await register_device(advisor_id, f"demo-phone-{card['code']}", "android")
         return f"{done}; today's daily run made {sum(report.created.values())} follow-ups"
 
     print(_run(_with_pool(seed_and_plan)))
@@ -123,7 +124,7 @@ DEFAULT_DAY = "each zone's own today"
 def cmd_run_daily(args: argparse.Namespace) -> None:
     from time import perf_counter
 
-    from tasks.services import run_daily
+    from tasks.daily import run_daily
 
     started = perf_counter()
     report = _run(_with_pool(lambda: run_daily(args.date)))
@@ -140,8 +141,8 @@ def cmd_run_daily(args: argparse.Namespace) -> None:
 
 
 def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
-    from incentives.services import rebuild
-    from members.periods import month_of, parse_period
+    from core.periods import month_of, parse_period
+    from incentives.rebuild import rebuild
 
     try:
         month = None if args.period is None else month_of(parse_period(args.period).first).name
@@ -154,7 +155,7 @@ def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
 
 
 def cmd_push_digest(args: argparse.Namespace) -> None:
-    from members.db import in_write_transaction
+    from core.db import in_write_transaction
     from notifications.services import queue_digests
 
     day = args.date or clock.today(clock.zone(clock.DEFAULT_TIMEZONE))

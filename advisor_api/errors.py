@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
-from members.errors import (
+from core.errors import (
     Conflict,
     DomainError,
     FieldError,

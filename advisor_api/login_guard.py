@@ -8,10 +8,14 @@ import asyncio
 import json
 import math
 import time
+from datetime import timedelta
 
 from litestar.exceptions import TooManyRequestsException
+from litestar.security.jwt import JWTAuth, Token
 from litestar.stores.base import Store
 
+from members import accounts
+from members.accounts import Principal
 from members.phones import InvalidPhone, normalise_phone
 
 
@@ -60,3 +64,26 @@ class PhoneLockout:
 
     async def succeeded(self, phone: str) -> None:
         await self._store.delete(self._key(phone))
+
+
+async def sign_in(lockout: PhoneLockout, phone: str, password: str) -> Principal | None:
+    """Phone and password as the API and the sign-in page take them: one attempt at a
+    time per phone, counted toward its lockout. None: wrong phone or password; a
+    locked-out phone raises 429."""
+    async with lockout.serialised(phone):
+        await lockout.check(phone)
+        who = await accounts.authenticate(phone, password)
+        if who is None:
+            await lockout.failed(phone)
+        else:
+            await lockout.succeeded(phone)
+    return who
+
+
+def issue_token(jwt_auth: JWTAuth[Principal, Token], who: Principal) -> tuple[str, timedelta]:
+    """A bearer token for a signed-in person, and how long it lasts."""
+    ttl = jwt_auth.default_token_expiration
+    token = jwt_auth.create_token(
+        identifier=str(who.user_id), token_expiration=ttl, token_extras={"role": who.role}
+    )
+    return token, ttl

@@ -19,11 +19,12 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from piccolo.engine.postgres import PostgresEngine
 
-from members import clock
-from members.db import engine, fetch, in_write_transaction
+from core import clock
+from core.db import engine, in_write_transaction
+from members.queries import timezones_in_use
 from notifications.dispatch import Dispatcher
 from notifications.services import DIGEST_AT, queue_digests
-from tasks import services as tasks
+from tasks.daily import run_daily
 
 log = logging.getLogger("tiantian.scheduler")
 
@@ -115,7 +116,7 @@ class Scheduler:
     async def _sync_zones(self) -> None:
         """Take or keep the lease, and keep one daily job per time zone with stores."""
         await self.leadership.check()
-        zones = {row["timezone"] for row in await fetch("SELECT DISTINCT timezone FROM store")}
+        zones = set(await timezones_in_use())
         for zone in zones:
             for job_id, job, at in (
                 (f"daily:{zone}", self._daily, DAILY_AT),
@@ -127,7 +128,7 @@ class Scheduler:
     async def _daily(self, zone: str) -> None:
         if not await self.leadership.check():
             return
-        report = await tasks.run_daily(timezones=[zone])
+        report = await run_daily(timezones=[zone])
         log.info(
             "daily run for %s: created %s, expired %s",
             zone,

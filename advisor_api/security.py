@@ -18,7 +18,7 @@ from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 from advisor_api.settings import Settings
 from members import accounts
 from members.accounts import Principal, Role
-from members.services import StoreRef
+from members.stores import StoreRef
 
 POS_KEY_HEADER = "X-API-Key"
 POS_SECURITY_SCHEME = "PosApiKey"

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine
 
-from members.db import engine
+from core.db import engine
 
 log = logging.getLogger("tiantian.cache")
 CHANNEL = "tiantian_task_changes"

@@ -5,31 +5,39 @@ from __future__ import annotations
 from datetime import timedelta
 
 from advisor_api.settings import PushSettings
-from incentives import events as incentive_events
-from incentives import services as incentives
-from members import events
+from core.events import bus
+from incentives import ledger
+from incentives.events import MonthClosed
+from members.events import AdvisorLeft, MemberJoined, PurchaseRecorded
 from notifications import services as pushes
 from notifications.dispatch import Dispatcher
 from notifications.senders import FcmSender, LogSender, PushSender
-from tasks import events as task_events
-from tasks import outcomes
-from tasks import services as tasks
+from tasks import assignment, conversion, generation
+from tasks.events import TaskAssigned, TaskSettled
 
 
 def wire_domains(conversion_days: int = 7) -> None:
-    outcomes.Conversion.window = timedelta(days=conversion_days)
-    events.listen(
-        on_purchases=tasks.on_purchases,
-        on_members=tasks.on_members_joined,
-        on_advisor_left=tasks.on_advisor_left,
+    """Who hears which event, in the order they run: the one table of it. The app
+    factory and the command line call this once at start-up; calling it again
+    replaces the table, it never adds a listener twice."""
+    conversion.Conversion.window = timedelta(days=conversion_days)
+    bus.configure(
+        {
+            MemberJoined: [generation.on_members_joined, ledger.credit_new_members],
+            # The playbook first, then conversion: the score ledger, last, sees the
+            # purchase's conversions too.
+            PurchaseRecorded: [
+                generation.on_purchases,
+                conversion.convert,
+                ledger.credit_purchases,
+            ],
+            # The members were handed on already (members.registry); their tasks follow.
+            AdvisorLeft: [assignment.on_advisors_left],
+            TaskAssigned: [pushes.on_tasks_assigned],
+            TaskSettled: [ledger.credit_tasks],
+            MonthClosed: [pushes.on_month_closed],
+        }
     )
-    events.listen(on_purchases=outcomes.convert)
-    # After the playbook: the score ledger sees the purchase's conversions too.
-    events.listen(
-        on_purchases=incentives.credit_purchases, on_members=incentives.credit_new_members
-    )
-    task_events.listen(on_settled=incentives.credit_tasks, on_assigned=pushes.on_tasks_assigned)
-    incentive_events.listen(pushes.on_month_closed)
 
 
 def build_dispatcher(push: PushSettings) -> Dispatcher:

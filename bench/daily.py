@@ -81,9 +81,9 @@ ON CONFLICT (dedupe_key) DO NOTHING
 async def daily_part(url: str, day: date) -> None:
     import asyncpg
 
-    from members.db import connection_pool
+    from core.db import connection_pool
+    from tasks.daily import run_daily
     from tasks.playbook import DEFAULT_RULES
-    from tasks.services import run_daily
 
     conn = await asyncpg.connect(url)
     await conn.execute("TRUNCATE outcome, task_event, task RESTART IDENTITY")
@@ -185,8 +185,8 @@ async def sign_in(url: str, codes: list[str], base: str) -> list[str]:
     import asyncpg
     import httpx
 
+    from core.db import connection_pool
     from members import accounts
-    from members.db import connection_pool
 
     conn = await asyncpg.connect(url)
     try:
@@ -336,7 +336,7 @@ def main() -> None:
     if not args.database_url or not args.database_url.startswith(("postgresql://", "postgres://")):
         raise SystemExit("--database-url must name the PostgreSQL data set of make_dataset.py")
     os.environ["DATABASE_URL"] = args.database_url
-    from members import clock
+    from core import clock
 
     day = args.date or clock.today(clock.zone("Asia/Shanghai"))
     if not args.skip_run:

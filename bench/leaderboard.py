@@ -121,8 +121,8 @@ async def contest_id(port: int, hq_token: str, month_first: date, month_last: da
 async def hq_token(url: str, port: int) -> str:
     import httpx
 
+    from core.db import connection_pool, fetch
     from members import accounts
-    from members.db import connection_pool, fetch
 
     phone = "19999999999"
     async with connection_pool():
@@ -138,7 +138,7 @@ async def hq_token(url: str, port: int) -> str:
 
 
 async def run(args: argparse.Namespace, day: date) -> None:
-    from members.periods import month_of
+    from core.periods import month_of
 
     month = month_of(day)
     region = await some_region(args.database_url)
@@ -209,7 +209,7 @@ async def run(args: argparse.Namespace, day: date) -> None:
 
 
 def time_rebuild(url: str, day: date) -> None:
-    from members.periods import month_of
+    from core.periods import month_of
 
     month = month_of(day).name
     env = {**os.environ, "DATABASE_URL": url, "TIANTIAN_NOW": f"{day}T10:00:00+08:00"}
@@ -238,7 +238,7 @@ def main() -> None:
     if not args.database_url or not args.database_url.startswith(("postgresql://", "postgres://")):
         raise SystemExit("--database-url must name the PostgreSQL data set of make_dataset.py")
     os.environ["DATABASE_URL"] = args.database_url
-    from members import clock
+    from core import clock
 
     day = args.date or clock.today(clock.zone("Asia/Shanghai"))
     asyncio.run(run(args, day))

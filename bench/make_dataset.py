@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     from zoneinfo import ZoneInfo
 
     from advisor_api import cli
-    from members import clock
+    from core import clock
 
     steps = Steps()
     asyncio.run(cli.migrate())
@@ -545,8 +545,8 @@ def main(argv: list[str] | None = None) -> None:
 
 async def build_totals(steps: Steps) -> None:
     """The league-table totals, by the service's own rebuild, a month at a time."""
-    from incentives.services import open_months, rebuild
-    from members.db import connection_pool, fetch
+    from core.db import connection_pool, fetch
+    from incentives.rebuild import open_months, rebuild
 
     async with connection_pool():
         for month in await open_months():

@@ -105,7 +105,7 @@ def free_port() -> int:
 
 
 async def run(args: argparse.Namespace) -> None:
-    from members.db import connection_pool, fetch, in_write_transaction
+    from core.db import connection_pool, fetch, in_write_transaction
     from notifications.services import queue_digests
 
     port = free_port()

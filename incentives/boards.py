@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
+from core import clock
+from core.errors import NotFound
+from core.money import fen_to_yuan
+from core.periods import Period, month_of
 from incentives import contests, statements
 from incentives.queries import (
     ADVISORS,
@@ -24,6 +29,7 @@ from incentives.queries import (
     store_cards,
     viewer_of,
 )
+from incentives.rules import Rates, score_text
 from incentives.schemas import (
     AdvisorEntry,
     AdvisorTable,
@@ -42,14 +48,9 @@ from incentives.schemas import (
     StoreEntry,
     StoreTable,
 )
-from incentives.services import Rates, Weights, score_text
-from members import clock
+from members import queries as members
 from members.accounts import Principal
-from members.db import fetch
-from members.errors import NotFound
-from members.periods import Period, month_of
-from members.services import fen_to_yuan
-from tasks.dashboard import completion
+from tasks.queries import completion
 
 
 async def _advisor_entries(viewer: Viewer, lines: list[Ranked]) -> list[AdvisorEntry]:
@@ -137,10 +138,6 @@ async def store_table(
     )
 
 
-def weights_out(weights: Weights) -> dict[str, Decimal]:
-    return {kind: value.quantize(Decimal("0.01")) for kind, value in weights.as_decimals().items()}
-
-
 async def standings(principal: Principal, contest_id: int, limit: int) -> Standings:
     contest = await contests.load_contest(contest_id)
     viewer = await viewer_of(principal)
@@ -154,7 +151,7 @@ async def standings(principal: Principal, contest_id: int, limit: int) -> Standi
         starts_on=contest.starts_on,
         ends_on=contest.ends_on,
         final=final,
-        weights=weights_out(contest.weights),
+        weights=contest.weights.shown(),
     )
     if contest.kind == "pk":
         return await _pk_standings(contest, final, common)
@@ -316,10 +313,10 @@ def statement_out(statement: statements.Statement) -> BonusStatementOut:
 async def ledger_page(
     advisor_code: str, month: str, original_date: date | None, after: int, limit: int
 ) -> LedgerPage:
-    found = await fetch("SELECT id FROM advisor WHERE code = {}", advisor_code)
-    if not found:
+    advisor_id = await members.advisor_id_by_code(advisor_code)
+    if advisor_id is None:
         raise NotFound(f"no advisor {advisor_code}")
-    rows = await ledger_entries(found[0]["id"], month, original_date, after, limit)
+    rows = await ledger_entries(advisor_id, month, original_date, after, limit)
     entries = [
         LedgerEntryOut(
             entry_id=r["id"],
@@ -343,3 +340,28 @@ async def ledger_page(
         entries=entries,
         next_after=entries[-1].entry_id if len(entries) == limit else None,
     )
+
+
+async def store_head_to_heads(store_id: int, day: date) -> list[dict[str, Any]]:
+    """The store's running PK contests: each pairing's score so far against the other
+    store, and who leads (1 the store, -1 the other, 0 level)."""
+    found = []
+    for contest in await contests.running_pk_of(store_id, day):
+        scores = await contests.pk_scores(contest)
+        cards = await store_cards(list(scores))
+        for a, b in contest.pairs:
+            if store_id not in (a, b):
+                continue
+            other = b if a == store_id else a
+            mine, theirs = scores[store_id].score, scores[other].score
+            found.append(
+                {
+                    "name": contest.name,
+                    "ends_on": contest.ends_on,
+                    "mine": score_text(mine),
+                    "theirs": score_text(theirs),
+                    "lead": (mine > theirs) - (mine < theirs),
+                    "other": cards[other],
+                }
+            )
+    return found

@@ -18,12 +18,16 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import msgspec
+
+from core import clock
+from core.db import fetch, in_write_transaction, rows_source
+from core.errors import InvalidInput, NotFound
+from core.periods import FIRST_YEAR, LAST_YEAR, cover
 from incentives.queries import STORES, Ranked, Scope, Subject, parse_scope, rank_all
-from incentives.services import Weights, load_weights
-from members import clock
-from members.db import fetch, in_write_transaction, rows_source
-from members.errors import InvalidInput, NotFound
-from members.periods import FIRST_YEAR, LAST_YEAR, cover
+from incentives.rules import Weights, load_weights
+from incentives.schemas import ContestIn, ContestOut, PairOut
+from members import queries as members
 
 MAX_WINDOW_DAYS = 366
 
@@ -41,17 +45,34 @@ class Contest:
     pairs: list[tuple[int, int]]
 
 
-async def create_contest(
-    name: str,
-    kind: str,
-    subject: str,
-    scope_text: str,
-    starts_on: date,
-    ends_on: date,
-    weights: dict[str, Any] | None,
-    pairs: str | list[list[str]] | None,
-) -> tuple[Contest, list[tuple[str, str]], list[str]]:
-    """Returns the contest, its pairs by store code and the stores left unpaired."""
+async def create_contest(data: ContestIn) -> ContestOut:
+    """A contest as HQ asked for it: its pairs by store code and the stores left out."""
+    contest, unpaired = await _create(data)
+    codes = await _codes([s for pair in contest.pairs for s in pair])
+    return ContestOut(
+        contest_id=contest.id,
+        name=contest.name,
+        kind=contest.kind,
+        subject=contest.subject,
+        scope=contest.scope,
+        starts_on=contest.starts_on,
+        ends_on=contest.ends_on,
+        weights=contest.weights.shown(),
+        pairs=[PairOut(codes[a], codes[b]) for a, b in contest.pairs]
+        if contest.kind == "pk"
+        else None,
+        unpaired=unpaired if contest.kind == "pk" else None,
+    )
+
+
+async def _create(data: ContestIn) -> tuple[Contest, list[str]]:
+    name, kind, subject, scope_text = data.name, data.kind, data.subject, data.scope
+    starts_on, ends_on, pairs = data.starts_on, data.ends_on, data.pairs
+    weights = (
+        {}
+        if data.weights is None
+        else {k: v for k, v in msgspec.structs.asdict(data.weights).items() if v is not None}
+    )
     scope = await parse_scope(scope_text)
     if starts_on.year < FIRST_YEAR or ends_on.year > LAST_YEAR:
         raise InvalidInput.on("starts_on", f"within the years {FIRST_YEAR} to {LAST_YEAR}")
@@ -59,7 +80,7 @@ async def create_contest(
         raise InvalidInput.on("ends_on", "is before starts_on")
     if (ends_on - starts_on).days + 1 > MAX_WINDOW_DAYS:
         raise InvalidInput.on("ends_on", f"a contest runs at most {MAX_WINDOW_DAYS} days")
-    chosen = Weights.from_decimals(weights or {}, await load_weights())
+    chosen = Weights.from_decimals(weights, await load_weights())
     unpaired: list[str] = []
     pair_ids: list[tuple[int, int]] = []
     if kind == "pk":
@@ -112,30 +133,16 @@ async def create_contest(
     contest = Contest(
         contest_id, name, kind, subject, scope.text, starts_on, ends_on, chosen, pair_ids
     )
-    codes = await _codes([s for pair in pair_ids for s in pair])
-    return contest, [(codes[a], codes[b]) for a, b in pair_ids], unpaired
+    return contest, unpaired
 
 
 async def _codes(store_ids: list[int]) -> dict[int, str]:
-    if not store_ids:
-        return {}
-    source, args = rows_source([("id", "int")], [(s,) for s in sorted(set(store_ids))])
-    rows = await fetch(
-        f"SELECT id, code FROM store WHERE id IN (SELECT id FROM ({source}) AS src)", *args
-    )
-    return {int(row["id"]): row["code"] for row in rows}
+    cards = await members.store_cards(store_ids)
+    return {store_id: card["store_code"] for store_id, card in cards.items()}
 
 
 async def _given_pairs(pairs: list[list[str]]) -> list[tuple[int, int]]:
-    codes = sorted({code for pair in pairs for code in pair})
-    source, args = rows_source([("code", "text")], [(c,) for c in codes])
-    found = {
-        row["code"]: int(row["id"])
-        for row in await fetch(
-            f"SELECT id, code FROM store WHERE code IN (SELECT code FROM ({source}) AS src)",
-            *args,
-        )
-    }
+    found = await members.store_ids_by_code([code for pair in pairs for code in pair])
     result = []
     for i, pair in enumerate(pairs):
         if len(pair) != 2:
@@ -150,19 +157,10 @@ async def _given_pairs(pairs: list[list[str]]) -> list[tuple[int, int]]:
 
 
 async def _auto_pairs(scope: Scope) -> tuple[list[tuple[int, int]], list[str]]:
-    where, args = "", list[Any]()
-    if scope.kind == "region":
-        where, args = " WHERE s.region = {}", [scope.region]
-    elif scope.kind == "store":
-        where, args = " WHERE s.id = {}", [scope.store_id]
-    rows = await fetch(
-        "SELECT s.id, s.code, COALESCE(m.n, 0) AS size FROM store s LEFT JOIN"
-        " (SELECT home_store, COUNT(*) AS n FROM member GROUP BY home_store) m"
-        f" ON m.home_store = s.id{where} ORDER BY size DESC, s.id",
-        *args,
-    )
-    pairs = [(int(rows[i]["id"]), int(rows[i + 1]["id"])) for i in range(0, len(rows) - 1, 2)]
-    unpaired = [rows[-1]["code"]] if len(rows) % 2 else []
+    """Neighbours by membership paired; the smallest sits out when the count is odd."""
+    stores = await members.stores_by_members(scope.region, scope.store_id)
+    pairs = [(stores[i][0], stores[i + 1][0]) for i in range(0, len(stores) - 1, 2)]
+    unpaired = [stores[-1][1]] if len(stores) % 2 else []
     return pairs, unpaired
 
 
@@ -218,3 +216,25 @@ async def pk_scores(contest: Contest) -> dict[int, Ranked]:
         STORES, Scope("national", "national"), periods, contest.weights, 0, stores
     )
     return scores
+
+
+async def recent_contests(limit: int = 50) -> list[dict[str, Any]]:
+    return await fetch(
+        "SELECT id, name, kind, subject, scope, starts_on, ends_on FROM contest"
+        " ORDER BY id DESC LIMIT {}",
+        limit,
+    )
+
+
+async def running_pk_of(store_id: int, day: date) -> list[Contest]:
+    """The PK contests running on ``day`` that pair the store."""
+    rows = await fetch(
+        "SELECT DISTINCT c.id FROM contest c JOIN contest_pair p ON p.contest = c.id"
+        " WHERE c.kind = 'pk' AND c.starts_on <= {} AND c.ends_on >= {}"
+        " AND (p.store_a = {} OR p.store_b = {}) ORDER BY c.id",
+        day,
+        day,
+        store_id,
+        store_id,
+    )
+    return [await load_contest(int(row["id"])) for row in rows]

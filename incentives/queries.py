@@ -21,11 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from incentives.services import KINDS, Weights, load_weights
+from core.db import fetch, in_list, is_postgres
+from core.errors import InvalidInput
+from core.periods import Period, previous
+from incentives.rules import KINDS, Weights, load_weights
+from members import queries as members
 from members.accounts import Principal
-from members.db import fetch, in_list, is_postgres
-from members.errors import InvalidInput
-from members.periods import Period, previous
+from tasks.queries import completion_by_advisor
 
 MAX_LIMIT = 500
 
@@ -56,10 +58,10 @@ async def parse_scope(text: str, field_name: str = "scope") -> Scope:
     if kind == "region" and value:
         return Scope(text, "region", region=value)
     if kind == "store" and value:
-        rows = await fetch("SELECT id FROM store WHERE code = {}", value)
-        if not rows:
+        card = await members.store_card(value)
+        if card is None:
             raise InvalidInput.on(field_name, f"no store {value}")
-        return Scope(text, "store", store_id=rows[0]["id"])
+        return Scope(text, "store", store_id=card["id"])
     raise InvalidInput.on(field_name, "give national, region:NAME or store:CODE")
 
 
@@ -69,18 +71,14 @@ def _scope_sql(subject: Subject, scope: Scope, alias: str) -> tuple[str, str, li
     if scope.kind == "national":
         return "", "", []
     if subject is ADVISORS:
-        join = f" JOIN advisor {alias}_a ON {alias}_a.id = {alias}.advisor"
+        join = f" JOIN {members.ADVISORS} {alias}_a ON {alias}_a.id = {alias}.advisor"
         if scope.kind == "store":
             return join, f" AND {alias}_a.store = {{}}", [scope.store_id]
-        return (
-            join + f" JOIN store {alias}_s ON {alias}_s.id = {alias}_a.store",
-            f" AND {alias}_s.region = {{}}",
-            [scope.region],
-        )
+        return join, f" AND {alias}_a.region = {{}}", [scope.region]
     if scope.kind == "store":
         return "", f" AND {alias}.store = {{}}", [scope.store_id]
     return (
-        f" JOIN store {alias}_s ON {alias}_s.id = {alias}.store",
+        f" JOIN {members.STORES} {alias}_s ON {alias}_s.id = {alias}.store",
         f" AND {alias}_s.region = {{}}",
         [scope.region],
     )
@@ -203,7 +201,8 @@ async def rank_all(
         most = "GREATEST" if is_postgres() else "MAX"
         n = f"{most}(COALESCE(c.n, 0), 1)"
         staff = (
-            " LEFT JOIN (SELECT store, COUNT(*) AS n FROM advisor WHERE active GROUP BY store)"
+            f" LEFT JOIN (SELECT store, COUNT(*) AS n FROM {members.ADVISORS} ad WHERE ad.active"
+            " GROUP BY store)"
             " c ON c.store = u.id"
         )
         staff_column = ", COALESCE(c.n, 0) AS active_advisors"
@@ -238,20 +237,19 @@ def _universe_sql(subject: Subject, scope: Scope) -> tuple[str, list[Any]]:
     """Who a full table ranks: the scope's active advisors and whoever in it scored
     (``totals``), or every store of the scope."""
     if subject is ADVISORS:
-        sql = "SELECT u.id FROM advisor u"
-        if scope.kind == "region":
-            sql += " JOIN store us ON us.id = u.store"
+        sql = f"SELECT u.id FROM {members.ADVISORS} u"
         sql += " WHERE (u.active OR u.id IN (SELECT id FROM totals))"
         if scope.kind == "store":
             return sql + " AND u.store = {}", [scope.store_id]
         if scope.kind == "region":
-            return sql + " AND us.region = {}", [scope.region]
+            return sql + " AND u.region = {}", [scope.region]
         return sql, []
+    stores = f"SELECT u.id FROM {members.STORES} u"
     if scope.kind == "store":
-        return "SELECT u.id FROM store u WHERE u.id = {}", [scope.store_id]
+        return stores + " WHERE u.id = {}", [scope.store_id]
     if scope.kind == "region":
-        return "SELECT u.id FROM store u WHERE u.region = {}", [scope.region]
-    return "SELECT u.id FROM store u", []
+        return stores + " WHERE u.region = {}", [scope.region]
+    return stores, []
 
 
 _COLUMNS = ("new_members", "points", "tasks_done", "tasks_converted")
@@ -270,11 +268,7 @@ class Viewer:
 async def viewer_of(principal: Principal) -> Viewer:
     if principal.role == "hq":
         return Viewer(None, frozenset(), None)
-    regions: frozenset[str] = frozenset()
-    if principal.store_ids:
-        cond, args = in_list(sorted(principal.store_ids), "int")
-        rows = await fetch(f"SELECT DISTINCT region FROM store WHERE id {cond}", *args)
-        regions = frozenset(row["region"] for row in rows)
+    regions = await members.regions_of(principal.store_ids)
     return Viewer(principal.advisor_id, principal.store_ids, regions)
 
 
@@ -290,18 +284,16 @@ async def _in_scope(subject: Subject, scope: Scope, subject_id: int) -> bool:
     if scope.kind == "national":
         return True
     if subject is ADVISORS:
-        rows = await fetch(
-            "SELECT a.store, s.region FROM advisor a JOIN store s ON s.id = a.store"
-            " WHERE a.id = {}",
-            subject_id,
-        )
+        card = (await members.advisor_cards([subject_id])).get(subject_id)
+        store_id = None if card is None else card["store_id"]
     else:
-        rows = await fetch("SELECT id AS store, region FROM store WHERE id = {}", subject_id)
-    if not rows:
+        store_id = subject_id
+    if store_id is None:
         return False
     if scope.kind == "store":
-        return bool(rows[0]["store"] == scope.store_id)
-    return bool(rows[0]["region"] == scope.region)
+        return bool(store_id == scope.store_id)
+    found = (await members.store_cards([store_id])).get(store_id)
+    return found is not None and found["region"] == scope.region
 
 
 # --- league tables -----------------------------------------------------------
@@ -350,40 +342,13 @@ async def league_table(
     return Table(top, [own[m] for m in mine if m in own])
 
 
-async def advisor_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-    cond, args = in_list(sorted(set(ids)), "int")
-    rows = await fetch(
-        "SELECT a.id, a.code, a.name, a.store AS store_id, s.code AS store_code,"
-        " s.name AS store_name, s.region FROM advisor a JOIN store s ON s.id = a.store"
-        f" WHERE a.id {cond}",
-        *args,
-    )
-    return {int(row["id"]): row for row in rows}
-
-
-async def store_cards(ids: list[int]) -> dict[int, dict[str, Any]]:
-    if not ids:
-        return {}
-    cond, args = in_list(sorted(set(ids)), "int")
-    rows = await fetch(
-        f"SELECT id, code AS store_code, name AS store_name, region FROM store WHERE id {cond}",
-        *args,
-    )
-    return {int(row["id"]): row for row in rows}
+advisor_cards = members.advisor_cards
+store_cards = members.store_cards
 
 
 async def completion_of(advisor_id: int, period: Period) -> tuple[int, int]:
-    rows = await fetch(
-        "SELECT SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END) AS done,"
-        " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired FROM task"
-        " WHERE assignee = {} AND status IN ('done', 'expired') AND expires_on BETWEEN {} AND {}",
-        advisor_id,
-        period.first,
-        period.last,
-    )
-    return int(rows[0]["done"] or 0), int(rows[0]["expired"] or 0)
+    found = await completion_by_advisor(period.first, period.last, [advisor_id])
+    return found.get(advisor_id, (0, 0))
 
 
 async def my_ranks(advisor_id: int, period: Period) -> tuple[Ranked, dict[str, int]]:
@@ -416,7 +381,8 @@ async def ledger_entries(
     rows = await fetch(
         "SELECT f.id, f.kind, f.amount, f.counts_on, f.booked_month, f.source_key,"
         " s.code AS store_code, f.member, f.purchase, f.task, f.recorded_at FROM score_fact f"
-        " JOIN store s ON s.id = f.store WHERE f.advisor = {} AND f.booked_month = {}"
+        f" JOIN {members.STORES} s ON s.id = f.store WHERE f.advisor = {{}}"
+        " AND f.booked_month = {}"
         f" AND f.{which} AND f.id > {{}} ORDER BY f.id LIMIT {{}}",
         advisor_id,
         booked_month,
@@ -425,3 +391,29 @@ async def ledger_entries(
         limit,
     )
     return rows
+
+
+def national_ranks(period: str) -> tuple[str, list[Any]]:
+    """A relation of every scored advisor's national rank for a period (``advisor``,
+    ``r``), by the default weights, for statements that rank the whole chain at once."""
+    return (
+        "(SELECT advisor, rank() OVER (ORDER BY score DESC) AS r"
+        " FROM advisor_score WHERE period = {})",
+        [period],
+    )
+
+
+async def store_days(store_id: int, first: str, last: str) -> dict[str, dict[str, int]]:
+    """A store's daily totals (``points``, ``new_members``) from day ``first`` to
+    ``last`` (ISO dates), by day; days without a line are absent."""
+    rows = await fetch(
+        "SELECT period, points, new_members FROM store_score WHERE store = {}"
+        " AND period >= {} AND period <= {} AND LENGTH(period) = 10",
+        store_id,
+        first,
+        last,
+    )
+    return {
+        r["period"]: {"points": int(r["points"]), "new_members": int(r["new_members"])}
+        for r in rows
+    }

@@ -22,14 +22,16 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from incentives import events
-from incentives.services import Rates, hold_ledger, month_has_ended, rates_for
-from members import clock
-from members.db import fetch, in_write_transaction, rows_source
-from members.errors import Conflict
-from members.periods import parse_period, previous
-from members.services import fen_to_yuan
-from tasks.dashboard import completion
+from core import clock
+from core.db import fetch, in_write_transaction, rows_source
+from core.errors import Conflict
+from core.events import bus
+from core.money import fen_to_yuan
+from core.periods import parse_period, previous
+from incentives.events import MonthClosed
+from incentives.rules import Rates, hold_ledger, month_has_ended, rates_for
+from members import queries as members
+from tasks.queries import completion, completion_by_advisor
 
 ONE_FEN = Decimal(1)
 
@@ -94,71 +96,57 @@ async def _live(month: str, advisor_id: int | None, rates: Rates) -> list[Line]:
         return []
     period = parse_period(month)
     advisors = sorted({row["advisor"] for row in facts})
-    source, args = rows_source([("id", "int")], [(a,) for a in advisors])
-    people = {
-        row["id"]: row
-        for row in await fetch(
-            "SELECT a.id, a.code, a.name, s.code AS store_code, s.name AS store_name"
-            f" FROM advisor a JOIN store s ON s.id = a.store WHERE a.id IN (SELECT id FROM"
-            f" ({source}) AS src)",
-            *args,
-        )
-    }
-    worked = {
-        row["assignee"]: (int(row["done"]), int(row["expired"]))
-        for row in await fetch(
-            "SELECT assignee, SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END) AS done,"
-            " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired FROM task"
-            " WHERE status IN ('done', 'expired') AND expires_on BETWEEN {} AND {}"
-            f" AND assignee IN (SELECT id FROM ({source}) AS src) GROUP BY assignee",
-            period.first,
-            period.last,
-            *args,
-        )
-    }
-    lines = []
-    for row in facts:
-        person = people[row["advisor"]]
-        done, expired = worked.get(row["advisor"], (0, 0))
-        gate_met = _gate_met(done, expired, rates.completion_gate_bp)
-        new_members, points = int(row["new_member"]), int(row["points"])
-        new_member_fen = rates.per_new_member_fen * new_members
-        points_fen = int(
-            (Decimal(rates.per_1000_points_fen * points) / 1000).quantize(ONE_FEN, ROUND_HALF_UP)
-        )
-        original = row["original_date"]
-        lines.append(
-            Line(
-                advisor_id=row["advisor"],
-                advisor_code=person["code"],
-                advisor_name=person["name"],
-                store_code=person["store_code"],
-                store_name=person["store_name"],
-                line="regular" if original is None else "adjustment",
-                original_date=None if original is None else clock.as_date(original),
-                new_members=new_members,
-                points=points,
-                tasks_done=int(row["task_done"]),
-                tasks_converted=int(row["task_converted"]),
-                completion_rate=completion(done, expired),
-                gate_met=gate_met,
-                new_member_fen=new_member_fen,
-                points_fen=points_fen,
-                amount_fen=new_member_fen + points_fen if gate_met else 0,
-                entries=int(row["entries"]),
-                first_entry=int(row["first_entry"]),
-                last_entry=int(row["last_entry"]),
-            )
-        )
-    lines.sort(
+    people = await members.advisor_cards(advisors)
+    worked = await completion_by_advisor(period.first, period.last, advisors)
+    return _sorted([_line(row, people[row["advisor"]], worked, rates) for row in facts])
+
+
+def _line(
+    row: dict[str, Any], person: dict[str, Any], worked: dict[int, tuple[int, int]], rates: Rates
+) -> Line:
+    """A statement line from the ledger's sums for one advisor (and original day)."""
+    done, expired = worked.get(row["advisor"], (0, 0))
+    gate_met = _gate_met(done, expired, rates.completion_gate_bp)
+    new_members, points = int(row["new_member"]), int(row["points"])
+    new_member_fen = rates.per_new_member_fen * new_members
+    points_fen = int(
+        (Decimal(rates.per_1000_points_fen * points) / 1000).quantize(ONE_FEN, ROUND_HALF_UP)
+    )
+    original = row["original_date"]
+    return Line(
+        advisor_id=row["advisor"],
+        advisor_code=person["code"],
+        advisor_name=person["name"],
+        store_code=person["store_code"],
+        store_name=person["store_name"],
+        line="regular" if original is None else "adjustment",
+        original_date=None if original is None else clock.as_date(original),
+        new_members=new_members,
+        points=points,
+        tasks_done=int(row["task_done"]),
+        tasks_converted=int(row["task_converted"]),
+        completion_rate=completion(done, expired),
+        gate_met=gate_met,
+        new_member_fen=new_member_fen,
+        points_fen=points_fen,
+        amount_fen=new_member_fen + points_fen if gate_met else 0,
+        entries=int(row["entries"]),
+        first_entry=int(row["first_entry"]),
+        last_entry=int(row["last_entry"]),
+    )
+
+
+def _sorted(lines: list[Line]) -> list[Line]:
+    """By store, advisor, the regular line first, then adjustments by original day."""
+    return sorted(
+        lines,
         key=lambda x: (
             x.store_code,
             x.advisor_code,
             x.line != "regular",
             x.original_date or date.min,
-        )
+        ),
     )
-    return lines
 
 
 # A frozen line as stored: (the Line field, its statement_line column, its type).
@@ -262,7 +250,7 @@ async def close_month(month: str) -> tuple[bool, Statement]:
             rates.per_1000_points_fen,
             rates.completion_gate_bp,
         )
-        await events.month_closed(month, previous(parse_period(month)).name)
+        await bus.publish([MonthClosed(month, previous(parse_period(month)).name)])
         return True
 
     closed_now = await in_write_transaction(work)
@@ -337,3 +325,8 @@ def _cell(text: str) -> str:
 
 def line_dict(line: Line) -> dict[str, Any]:
     return {name: getattr(line, name) for name in _FROZEN}
+
+
+async def closed_months() -> list[dict[str, Any]]:
+    """Every closed month (``month``, ``closed_at``), the latest first."""
+    return await fetch("SELECT month, closed_at FROM closed_month ORDER BY month DESC")

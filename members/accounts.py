@@ -11,9 +11,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
-from members.db import fetch, in_write_transaction
-from members.errors import Conflict, InvalidInput, NotFound
-from members.services import StoreRef, phone_or_error
+from core.db import fetch, in_write_transaction
+from core.errors import Conflict, InvalidInput, NotFound
+from members.phones import phone_or_error
+from members.stores import StoreRef
 from members.tables import Advisor, PosKey, Store, UserAccount, UserStore
 
 Role = Literal["advisor", "owner", "hq"]
@@ -35,6 +36,11 @@ class Principal:
     advisor_id: int | None
     store_ids: frozenset[int]
     timezone: str | None = None  # an advisor's store's
+
+    @property
+    def visible_stores(self) -> frozenset[int] | None:
+        """The stores whose pages and figures this person may see; None: every store."""
+        return None if self.role == "hq" else self.store_ids
 
 
 def _b64(raw: bytes) -> str:

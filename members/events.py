@@ -1,28 +1,35 @@
-"""What a purchase or a registration tells the rest of the domain, inside the event's
-own transaction. ``advisor_api`` wires the listeners (the follow-up playbook, the
-score ledger) at start-up; members itself knows none of them."""
+"""What the members domain tells others, inside the event's own transaction. Each
+event carries what its listeners need (the playbook, conversion, the score ledger),
+so none of them reads the purchase or the member again."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime
 
+from msgspec import Struct
 
-@dataclass(frozen=True, slots=True)
-class PurchaseRecorded:
+
+class BoughtLine(Struct, frozen=True):
+    product_id: int
+    quantity: int
+    category: str
+    days_of_supply: int | None  # per unit, from the label
+    stage: int | None  # formula stage, None for other categories
+
+
+class PurchaseRecorded(Struct, frozen=True):
     purchase_id: int
     member_id: int
     store_id: int
-    advisor_id: int | None
+    advisor_id: int | None  # credited: the receipt's advisor, else the owning advisor
     purchased_at: datetime
-    purchased_on: date
-    lines: tuple[tuple[int, int], ...]  # product id, quantity
-    points_earned: int = 0
+    purchased_on: date  # store-local
+    total_fen: int
+    points_earned: int
+    lines: tuple[BoughtLine, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class MemberJoined:
+class MemberJoined(Struct, frozen=True):
     member_id: int
     store_id: int
     joined_on: date
@@ -30,53 +37,10 @@ class MemberJoined:
     recruited_by: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class AdvisorLeft:
+class AdvisorLeft(Struct, frozen=True):
     """An advisor was deactivated, or now works at ``store_id``: the members and open
     tasks they can no longer serve need someone else."""
 
     advisor_id: int
     store_id: int
     active: bool
-
-
-PurchaseListener = Callable[[list[PurchaseRecorded]], Awaitable[None]]
-MemberListener = Callable[[list[MemberJoined]], Awaitable[None]]
-AdvisorListener = Callable[[list[AdvisorLeft]], Awaitable[None]]
-
-purchase_listeners: list[PurchaseListener] = []
-member_listeners: list[MemberListener] = []
-advisor_listeners: list[AdvisorListener] = []
-
-
-def listen(
-    on_purchases: PurchaseListener | None = None,
-    on_members: MemberListener | None = None,
-    on_advisor_left: AdvisorListener | None = None,
-) -> None:
-    """Add listeners once; wiring twice (an app factory called again) adds nothing."""
-    for listener, listeners in (
-        (on_purchases, purchase_listeners),
-        (on_members, member_listeners),
-        (on_advisor_left, advisor_listeners),
-    ):
-        if listener is not None and listener not in listeners:
-            listeners.append(listener)  # type: ignore[arg-type]
-
-
-async def purchases_recorded(events: list[PurchaseRecorded]) -> None:
-    if events:
-        for listener in purchase_listeners:
-            await listener(events)
-
-
-async def members_joined(events: list[MemberJoined]) -> None:
-    if events:
-        for listener in member_listeners:
-            await listener(events)
-
-
-async def advisors_left(events: list[AdvisorLeft]) -> None:
-    if events:
-        for listener in advisor_listeners:
-            await listener(events)

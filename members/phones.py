@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from core.errors import InvalidInput
+
 _SEPARATORS = re.compile(r"[\s\-().]")
 _MOBILE = re.compile(r"1[3-9][0-9]{9}")
 
@@ -31,3 +33,11 @@ def normalise_phone(raw: str) -> str:
 
 def mask_phone(phone: str) -> str:
     return f"{phone[:3]}****{phone[-4:]}"
+
+
+def phone_or_error(raw: str, field_name: str) -> str:
+    """The normalised phone, or a field error naming ``field_name``."""
+    try:
+        return normalise_phone(raw)
+    except InvalidPhone as exc:
+        raise InvalidInput.on(field_name, str(exc)) from None

@@ -7,12 +7,14 @@ from typing import Any
 from piccolo.columns import Column
 from piccolo.table import Table
 
-from members import clock, events
-from members.db import in_write_transaction
-from members.errors import InvalidInput, NotFound
+from core import clock
+from core.db import in_write_transaction
+from core.errors import InvalidInput, NotFound
+from core.events import bus
+from members.contact import hand_members_over
 from members.events import AdvisorLeft
+from members.phones import phone_or_error
 from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
-from members.services import phone_or_error
 from members.tables import Advisor, Product, Store
 
 MAX_PAGE = 500
@@ -132,9 +134,10 @@ async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
             and before["active"]
             and (not data.active or before["store"] != store["id"])
         ):
-            await events.advisors_left(
-                [AdvisorLeft(advisor_id=before["id"], store_id=store["id"], active=data.active)]
-            )
+            left = AdvisorLeft(advisor_id=before["id"], store_id=store["id"], active=data.active)
+            # Members first: their open tasks then follow them to their new advisor.
+            await hand_members_over(left)
+            await bus.publish([left])
 
     await in_write_transaction(work)
     return await get_advisor(code)

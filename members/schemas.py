@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from members.errors import FieldError
+from core.errors import FieldError
 
 # No control characters in free text: PostgreSQL refuses NUL in text, and a name
 # with a newline in it breaks every CSV and push message it is put into.
@@ -128,6 +128,54 @@ class RedemptionOut(Struct):
     redemption_id: str
     points: int
     points_balance: int
+
+
+# --- the member at a glance ------------------------------------------------------
+
+
+class LedgerEntry(Struct):
+    kind: str
+    points: int
+    occurred_at: datetime
+    store_code: str
+
+
+class PurchaseLineView(Struct):
+    sku: str
+    name: str
+    quantity: int
+    amount: str
+
+
+class PurchaseView(Struct):
+    purchase_id: int
+    receipt_id: str
+    store_code: str
+    purchased_at: datetime
+    total: str
+    points_earned: int
+    lines: list[PurchaseLineView]
+
+
+class MemberProfile(Struct):
+    """The member as the members domain knows them: the member view's first half."""
+
+    member_id: int
+    name: str
+    phone: str
+    home_store_id: int
+    home_store: str
+    timezone: str
+    owning_advisor: str | None
+    joined_on: date
+    do_not_contact: bool
+    wrong_number_reported: bool
+    babies: list[BabyOut]
+    points_balance: int
+    ledger: list[LedgerEntry]
+    purchases: list[PurchaseView]
+    purchases_total: int
+    repeat_within_90_days: bool
 
 
 # --- HQ: the registry --------------------------------------------------------

@@ -28,10 +28,12 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from members import clock
-from members.db import fetch, in_list, in_write_transaction, is_postgres, param, rows_source
+from core import clock
+from core.db import fetch, in_list, in_write_transaction, is_postgres, param, rows_source
+from members.queries import advisor_zones
 from notifications.senders import OutgoingPush, PushSender, SendResult
-from notifications.services import DEADLINE, after_quiet_hours, zones_of
+from notifications.services import DEADLINE, after_quiet_hours
+from tasks.queries import open_assignments
 
 log = logging.getLogger("tiantian.push")
 
@@ -104,7 +106,7 @@ class Dispatcher:
         )
         if not claimed:
             return False, []
-        zones = await zones_of([row["advisor"] for row in claimed])
+        zones = await advisor_zones([row["advisor"] for row in claimed])
         held: list[tuple[int, datetime]] = []
         stale: list[tuple[int, str]] = []
         for row in claimed:
@@ -166,35 +168,7 @@ class Dispatcher:
         limited = [r for r in claimed if r["kind"] in ("urgent", "rank") and not r["attempts"]]
         if not limited:
             return set(), 0
-        advisors, args = in_list(sorted({r["advisor"] for r in limited}), "int")
-        kinds, kind_args = in_list(list(LIMITED_KINDS), "text")
-        mine, mine_args = in_list([r["id"] for r in claimed], "bigint")
-        # Sent in the last hour, or being sent right now by another dispatcher.
-        recent = {
-            row["advisor"]: (int(row["n"]), row["first"])
-            for row in await fetch(
-                "SELECT advisor, COUNT(*) AS n, MIN(sent_at) AS first FROM push_outbox"
-                f" WHERE advisor {advisors} AND kind {kinds} AND ((status = 'sent'"
-                " AND sent_at > {}) OR (status = 'pending' AND lease_until > {}"
-                f" AND NOT id {mine})) GROUP BY advisor",
-                *args,
-                *kind_args,
-                now - timedelta(hours=1),
-                now,
-                *mine_args,
-            )
-        }
-        # An advisor whose summary is being sent right now: their extra pushes wait a
-        # minute for the next summary rather than join one already on its way.
-        sending = {
-            row["advisor"]
-            for row in await fetch(
-                "SELECT advisor FROM push_outbox WHERE kind = 'summary' AND status = 'pending'"
-                f" AND advisor {advisors} AND lease_until > {{}}",
-                *args,
-                now,
-            )
-        }
+        recent, sending = await _hour_so_far(limited, claimed, now)
         by_advisor: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for row in sorted(limited, key=lambda r: (r["due_at"], r["id"])):
             by_advisor[row["advisor"]].append(row)
@@ -226,50 +200,7 @@ class Dispatcher:
             *id_args,
         )
         zones = {row["advisor"]: row["timezone"] for row in claimed}
-        summaries: list[tuple[int, str, int, datetime, datetime]] = []
-        for advisor, group in sorted(folded.items()):
-            first = recent.get(advisor, (0, None))[1]
-            # The hour that is full started with the first push sent in it, or with
-            # the ones this claim sends now.
-            start = _at(first) if first is not None else now
-            due = after_quiet_hours(
-                max(now, start + timedelta(hours=1)), clock.zone(zones[advisor])
-            )
-            summaries.append(
-                (
-                    advisor,
-                    f"summary:{advisor}:{now.isoformat()}",
-                    len(group),
-                    due,
-                    due + DEADLINE["summary"],
-                )
-            )
-        source, src_args = rows_source(
-            [
-                ("advisor", "int"),
-                ("dedupe_key", "text"),
-                ("n", "int"),
-                ("due_at", "timestamptz"),
-                ("deadline_at", "timestamptz"),
-            ],
-            summaries,
-        )
-        # One pending summary per advisor (a partial unique index): later folds add to it.
-        await fetch(
-            "INSERT INTO push_outbox (advisor, kind, dedupe_key, title, body, data, due_at,"
-            " deadline_at, status, attempts, next_attempt_at, created_at, folded)"
-            " SELECT advisor, 'summary', dedupe_key, '新通知',"
-            " '另有 ' || CAST(n AS TEXT) || ' 条新通知，请打开天天行动力查看',"
-            f" {{}}, due_at, deadline_at, 'pending', 0, due_at, {param('timestamptz')}, n"
-            f" FROM ({source}) AS src WHERE true"
-            " ON CONFLICT (advisor) WHERE kind = 'summary' AND status = 'pending'"
-            " DO UPDATE SET folded = push_outbox.folded + excluded.folded,"
-            " body = '另有 ' || CAST(push_outbox.folded + excluded.folded AS TEXT)"
-            " || ' 条新通知，请打开天天行动力查看'",
-            '{"type": "summary"}',
-            now,
-            *src_args,
-        )
+        await _queue_summaries(folded, recent, zones, now)
         return set(ids) | set(postponed), len(ids)
 
     # --- (3) record --------------------------------------------------------------
@@ -394,13 +325,7 @@ async def _stale_urgent(claimed: list[dict[str, Any]]) -> list[tuple[int, str]]:
                 wanted[row["id"]] = (int(data["task_id"]), row["advisor"])
     if not wanted:
         return []
-    cond, args = in_list(sorted({t for t, _ in wanted.values()}), "bigint")
-    live = {
-        (int(r["id"]), r["assignee"])
-        for r in await fetch(
-            f"SELECT id, assignee FROM task WHERE id {cond} AND status = 'open'", *args
-        )
-    }
+    live = await open_assignments([t for t, _ in wanted.values()])
     return [
         (outbox, "the task is no longer open for this advisor")
         for outbox, key in wanted.items()
@@ -419,4 +344,90 @@ def _outgoing(delivery: dict[str, Any]) -> OutgoingPush:
         data=json.loads(data) if isinstance(data, str) else dict(data),
         collapse_key=delivery["dedupe_key"],
         urgent=delivery["kind"] == "urgent",
+    )
+
+
+async def _hour_so_far(
+    limited: list[dict[str, Any]], claimed: list[dict[str, Any]], now: datetime
+) -> tuple[dict[int, tuple[int, Any]], set[int]]:
+    """Per advisor: the limited pushes sent in the last hour, or being sent right now
+    by another dispatcher, and when the first of them went; and the advisors whose
+    summary is on its way right now (their extra pushes wait a minute for the next
+    summary rather than join one already sent)."""
+    advisors, args = in_list(sorted({r["advisor"] for r in limited}), "int")
+    kinds, kind_args = in_list(list(LIMITED_KINDS), "text")
+    mine, mine_args = in_list([r["id"] for r in claimed], "bigint")
+    recent = {
+        row["advisor"]: (int(row["n"]), row["first"])
+        for row in await fetch(
+            "SELECT advisor, COUNT(*) AS n, MIN(sent_at) AS first FROM push_outbox"
+            f" WHERE advisor {advisors} AND kind {kinds} AND ((status = 'sent'"
+            " AND sent_at > {}) OR (status = 'pending' AND lease_until > {}"
+            f" AND NOT id {mine})) GROUP BY advisor",
+            *args,
+            *kind_args,
+            now - timedelta(hours=1),
+            now,
+            *mine_args,
+        )
+    }
+    sending = {
+        row["advisor"]
+        for row in await fetch(
+            "SELECT advisor FROM push_outbox WHERE kind = 'summary' AND status = 'pending'"
+            f" AND advisor {advisors} AND lease_until > {{}}",
+            *args,
+            now,
+        )
+    }
+    return recent, sending
+
+
+async def _queue_summaries(
+    folded: dict[int, list[int]],
+    recent: dict[int, tuple[int, Any]],
+    zones: dict[int, str],
+    now: datetime,
+) -> None:
+    summaries: list[tuple[int, str, int, datetime, datetime]] = []
+    for advisor, group in sorted(folded.items()):
+        first = recent.get(advisor, (0, None))[1]
+        # The hour that is full started with the first push sent in it, or with the
+        # ones this claim sends now.
+        start = _at(first) if first is not None else now
+        due = after_quiet_hours(max(now, start + timedelta(hours=1)), clock.zone(zones[advisor]))
+        summaries.append(
+            (
+                advisor,
+                f"summary:{advisor}:{now.isoformat()}",
+                len(group),
+                due,
+                due + DEADLINE["summary"],
+            )
+        )
+    source, src_args = rows_source(
+        [
+            ("advisor", "int"),
+            ("dedupe_key", "text"),
+            ("n", "int"),
+            ("due_at", "timestamptz"),
+            ("deadline_at", "timestamptz"),
+        ],
+        summaries,
+    )
+    # One pending summary per advisor (a partial unique index): later folds add to it.
+    await fetch(
+        "INSERT INTO push_outbox (advisor, kind, dedupe_key, title, body, data, due_at,"
+        " deadline_at, status, attempts, next_attempt_at, created_at, folded)"
+        " SELECT advisor, 'summary', dedupe_key, '新通知',"
+        " '另有 ' || CAST(n AS TEXT) || ' 条新通知，请打开天天行动力查看',"
+        f" {{}}, due_at, deadline_at, 'pending', 0, due_at, {param('timestamptz')}, n"
+        f" FROM ({source}) AS src WHERE true"
+        " ON CONFLICT (advisor) WHERE kind = 'summary' AND status = 'pending'"
+        " DO UPDATE SET folded = push_outbox.folded + excluded.folded,"
+        " body = '另有 ' || CAST(push_outbox.folded + excluded.folded AS TEXT)"
+        " || ' 条新通知，请打开天天行动力查看'",
+        '{"type": "summary"}',
+        now,
+        *src_args,
     )

@@ -17,9 +17,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
 
-from members import clock
-from members.db import fetch, in_list, param, rows_source
-from members.errors import InvalidInput
+from core import clock
+from core.db import fetch, param, rows_source
+from core.errors import InvalidInput
+from incentives.events import MonthClosed
+from incentives.queries import national_ranks
+from members.queries import ADVISORS, advisor_zones, timezones_in_use
+from tasks.events import TaskAssigned
+from tasks.queries import day_work
 
 QUIET_FROM, QUIET_UNTIL = time(21, 0), time(8, 0)
 DIGEST_AT = time(8, 30)
@@ -135,38 +140,24 @@ async def queue(pushes: list[Push]) -> int:
     return len(made)
 
 
-async def zones_of(advisor_ids: list[int]) -> dict[int, str]:
-    cond, args = in_list(sorted(set(advisor_ids)), "int")
-    rows = await fetch(
-        f"SELECT a.id, s.timezone FROM advisor a JOIN store s ON s.id = a.store WHERE a.id {cond}",
-        *args,
-    )
-    return {int(r["id"]): r["timezone"] for r in rows}
-
-
-async def on_tasks_assigned(tasks: list[dict[str, Any]]) -> None:
-    """Tasks made or handed over (``id``, ``kind``, ``assignee``, ``reason``): the
-    urgent kinds reach their advisor at once (or at 08:00)."""
-    from tasks.services import load_rules
-
-    if not tasks:
-        return
-    urgent = {kind for kind, rule in (await load_rules()).items() if rule.params.get("urgent")}
-    chosen = [t for t in tasks if t["kind"] in urgent and t["assignee"] is not None]
+async def on_tasks_assigned(tasks: list[TaskAssigned]) -> None:
+    """Tasks made or handed over: the urgent kinds reach their advisor at once (or at
+    08:00)."""
+    chosen = [t for t in tasks if t.urgent]
     if not chosen:
         return
-    zones = await zones_of([t["assignee"] for t in chosen])
+    zones = await advisor_zones([t.assignee for t in chosen])
     now = clock.now()
     await queue(
         [
             Push(
-                advisor_id=t["assignee"],
+                advisor_id=t.assignee,
                 kind="urgent",
-                dedupe_key=f"urgent:{t['id']}:{t['assignee']}",
+                dedupe_key=f"urgent:{t.task_id}:{t.assignee}",
                 title="紧急任务",
-                body=t.get("reason") or "有一个紧急跟进任务，请尽快处理",
-                data={"type": "task", "task_id": str(t["id"]), "kind": t["kind"]},
-                due_at=after_quiet_hours(now, clock.zone(zones[t["assignee"]])),
+                body=t.reason or "有一个紧急跟进任务，请尽快处理",
+                data={"type": "task", "task_id": str(t.task_id), "kind": t.kind},
+                due_at=after_quiet_hours(now, clock.zone(zones[t.assignee])),
             )
             for t in chosen
         ]
@@ -177,7 +168,7 @@ async def queue_digests(day: date, at: time = DIGEST_AT, timezones: list[str] | 
     """The morning digest for ``day`` at ``at`` store time, for every advisor with open
     tasks that day, in one statement per time zone. Returns how many were queued."""
     if timezones is None:
-        timezones = [r["timezone"] for r in await fetch("SELECT DISTINCT timezone FROM store")]
+        timezones = await timezones_in_use()
     made = 0
     now = clock.now()
     for zone in timezones:
@@ -185,18 +176,14 @@ async def queue_digests(day: date, at: time = DIGEST_AT, timezones: list[str] | 
         # Queued late (by hand, or a scheduler back up at night): never sent at night.
         due = after_quiet_hours(max(datetime.combine(day, at, tzinfo=tz), now), tz)
         ts = param("timestamptz")
+        work, work_args = day_work(day, zone)
         rows = await fetch(
             f"INSERT INTO push_outbox ({OUTBOX_COLUMNS}) SELECT c.assignee, 'digest',"
             " 'digest:' || CAST(c.assignee AS TEXT) || ':' || {}, '今日回访',"
             " '今天有 ' || CAST(c.n AS TEXT) || ' 个回访任务' || CASE WHEN c.late > 0"
             " THEN '，' || CAST(c.late AS TEXT) || ' 个已逾期' ELSE '' END,"
             " {} || CAST(c.n AS TEXT) || {} || CAST(c.late AS TEXT) || {},"
-            f" {ts}, {ts}, 'pending', 0, {ts}, {ts}"
-            " FROM (SELECT t.assignee, COUNT(*) AS n,"
-            " SUM(CASE WHEN t.due_on < {} THEN 1 ELSE 0 END) AS late"
-            " FROM task t JOIN store s ON s.id = t.store"
-            " WHERE t.status = 'open' AND t.assignee IS NOT NULL AND t.due_on <= {}"
-            " AND t.expires_on >= {} AND s.timezone = {} GROUP BY t.assignee) c"
+            f" {ts}, {ts}, 'pending', 0, {ts}, {ts} FROM {work} c"
             " WHERE true ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
             day.isoformat(),
             # The data fields, as a JSON object of strings (braces cannot be in the SQL).
@@ -207,21 +194,23 @@ async def queue_digests(day: date, at: time = DIGEST_AT, timezones: list[str] | 
             due + DEADLINE["digest"],
             due,
             now,
-            day,
-            day,
-            day,
-            zone,
+            *work_args,
         )
         made += len(rows)
     return made
 
 
-async def on_month_closed(month: str, previous_month: str) -> None:
+async def on_month_closed(closed: list[MonthClosed]) -> None:
+    for event in closed:
+        await _queue_ranks(event.month, event.previous_month)
+
+
+async def _queue_ranks(month: str, previous_month: str) -> None:
     """Each active advisor with a score line for the month hears their national rank,
     and how it moved against the month before: in the close's own transaction, one
     statement for the whole chain."""
     now = clock.now()
-    zones = [r["timezone"] for r in await fetch("SELECT DISTINCT timezone FROM store")]
+    zones = await timezones_in_use()
     due = {z: after_quiet_hours(now, clock.zone(z)) for z in zones}
     source, args = rows_source(
         [("timezone", "text"), ("due_at", "timestamptz"), ("deadline_at", "timestamptz")],
@@ -229,11 +218,10 @@ async def on_month_closed(month: str, previous_month: str) -> None:
     )
     label = f"{int(month[5:7])}月"
     text = param("text")
+    now_ranked, now_args = national_ranks(month)
+    then_ranked, then_args = national_ranks(previous_month)
     await fetch(
-        "WITH now_ranked AS (SELECT advisor, rank() OVER (ORDER BY score DESC) AS r"
-        " FROM advisor_score WHERE period = {}),"
-        " then_ranked AS (SELECT advisor, rank() OVER (ORDER BY score DESC) AS r"
-        " FROM advisor_score WHERE period = {})"
+        f"WITH now_ranked AS {now_ranked}, then_ranked AS {then_ranked}"
         f" INSERT INTO push_outbox ({OUTBOX_COLUMNS})"
         " SELECT n.advisor, 'rank', 'rank:' || {} || ':' || CAST(n.advisor AS TEXT), {},"
         " {} || '全国排名第 ' || CAST(n.r AS TEXT) || ' 名' || CASE WHEN t.r IS NULL THEN ''"
@@ -243,11 +231,11 @@ async def on_month_closed(month: str, previous_month: str) -> None:
         f" {text} || {text} || {text} || CAST(n.r AS TEXT) || {text},"
         f" z.due_at, z.deadline_at, 'pending', 0, z.due_at, {param('timestamptz')}"
         " FROM now_ranked n LEFT JOIN then_ranked t ON t.advisor = n.advisor"
-        " JOIN advisor a ON a.id = n.advisor JOIN store s ON s.id = a.store"
-        f" JOIN ({source}) AS z ON z.timezone = s.timezone WHERE a.active"
+        f" JOIN {ADVISORS} a ON a.id = n.advisor"
+        f" JOIN ({source}) AS z ON z.timezone = a.timezone WHERE a.active"
         " ON CONFLICT (dedupe_key) DO NOTHING",
-        month,
-        previous_month,
+        *now_args,
+        *then_args,
         month,
         f"{label}排名已出",
         label,

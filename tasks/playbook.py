@@ -1,9 +1,18 @@
-"""The playbook as data: each kind's default offsets, priority and script (话术).
-HQ edits the copy in the database; these are what a new deployment starts with."""
+"""The playbook as data: each kind's offsets, priority and script (话术). HQ edits
+the copy in the database; ``DEFAULT_RULES`` is what a new deployment starts with."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, Final
+
+from core import clock
+from core.db import in_write_transaction
+from core.errors import InvalidInput
+from tasks.tables import PlaybookRule
 
 KINDS: Final = (
     "followup_3d",
@@ -77,3 +86,95 @@ DEFAULT_RULES: Final[dict[str, tuple[int, int, int, str, dict[str, Any]]]] = {
         {"urgent": True},
     ),
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    kind: str
+    enabled: bool
+    due_offset_days: int
+    expire_offset_days: int
+    priority: int
+    script: str
+    params: dict[str, Any]
+
+    @property
+    def urgent(self) -> bool:
+        """HQ marks a kind urgent: its advisor's phone hears of each task at once."""
+        return bool(self.params.get("urgent"))
+
+    def window(self, anchor: date) -> tuple[date, date]:
+        return (
+            anchor + timedelta(days=self.due_offset_days),
+            anchor + timedelta(days=self.expire_offset_days),
+        )
+
+    def anchors_open_on(self, day: date) -> list[date]:
+        """Anchors whose task is due on or before ``day`` and not yet expired on it."""
+        first = day - timedelta(days=self.expire_offset_days)
+        last = day - timedelta(days=self.due_offset_days)
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+async def load_rules() -> dict[str, Rule]:
+    rows = await PlaybookRule.select()
+    return {
+        r["kind"]: Rule(
+            kind=r["kind"],
+            enabled=bool(r["enabled"]),
+            due_offset_days=r["due_offset_days"],
+            expire_offset_days=r["expire_offset_days"],
+            priority=r["priority"],
+            script=r["script"],
+            params=r["params"]
+            if isinstance(r["params"], dict)
+            else json.loads(r["params"] or "{}"),
+        )
+        for r in rows
+    }
+
+
+async def enabled_rule(kind: str) -> Rule | None:
+    rule = (await load_rules()).get(kind)
+    return rule if rule is not None and rule.enabled else None
+
+
+def validate_rule(rule: Rule, index: int) -> None:
+    where = f"rules[{index}]"
+    if rule.kind not in KINDS:
+        raise InvalidInput.on(f"{where}.kind", f"unknown kind; one of {', '.join(KINDS)}")
+    if rule.expire_offset_days < rule.due_offset_days:
+        raise InvalidInput.on(
+            f"{where}.expire_offset_days", "a task cannot expire before it is due"
+        )
+    if not 1 <= rule.priority <= 9:
+        raise InvalidInput.on(f"{where}.priority", "from 1 (most urgent) to 9")
+    ages = rule.params.get("ages_months", [])
+    if rule.kind == "milestone" and (
+        not isinstance(ages, list) or not all(isinstance(a, int) and 0 < a <= 72 for a in ages)
+    ):
+        raise InvalidInput.on(f"{where}.params.ages_months", "a list of months from 1 to 72")
+
+
+async def save_rules(rules: Sequence[Rule]) -> None:
+    for i, rule in enumerate(rules):
+        validate_rule(rule, i)
+    kinds = [r.kind for r in rules]
+    if len(set(kinds)) != len(kinds):
+        raise InvalidInput.on("rules", "each kind at most once")
+
+    async def work() -> None:
+        for rule in rules:
+            await PlaybookRule.update(
+                {
+                    PlaybookRule.enabled: rule.enabled,
+                    PlaybookRule.due_offset_days: rule.due_offset_days,
+                    PlaybookRule.expire_offset_days: rule.expire_offset_days,
+                    PlaybookRule.priority: rule.priority,
+                    PlaybookRule.script: rule.script,
+                    PlaybookRule.params: json.dumps(rule.params, ensure_ascii=False),
+                    PlaybookRule.updated_at: clock.now(),
+                }
+            ).where(PlaybookRule.kind == rule.kind)
+
+    await in_write_transaction(work)

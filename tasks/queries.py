@@ -3,32 +3,36 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-import msgspec
-
-from members import clock
-from members.db import fetch, in_list, is_postgres
-from members.errors import NotFound
-from members.schemas import BabyOut
-from members.services import babies_of_members, baby_out, fen_to_yuan, stage_for_age
+from core import clock
+from core.db import fetch, in_list, is_postgres
+from core.money import share, yuan_text
+from members.babies import stage_for_age
+from members.queries import (
+    ADVISORS,
+    MEMBERS,
+    PURCHASES,
+    STORES,
+    babies_from_json,
+    babies_json,
+    member_profile,
+)
+from tasks.generation import CATEGORY_NAMES
 from tasks.schemas import (
     Card,
     CardMember,
     CardTask,
-    LedgerEntry,
     MemberView,
     OutcomeView,
     PastTask,
-    PurchaseLineView,
-    PurchaseView,
     SyncOut,
     SyncTask,
     TodayCounts,
     TodayOut,
 )
-from tasks.services import CATEGORY_NAMES
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -51,34 +55,6 @@ def _context(row: dict[str, Any]) -> dict[str, str]:
     return context
 
 
-def _babies_json() -> str:
-    """A member's babies as one JSON array column, so the list is a single query."""
-    if is_postgres():
-        return (
-            "(SELECT json_agg(json_build_object('id', b.id, 'name', b.name, 'birth_date',"
-            " b.birth_date, 'due_date', b.due_date) ORDER BY b.id) FROM baby b"
-            " WHERE b.member = t.member)"
-        )
-    return (
-        "(SELECT json_group_array(json_object('id', b.id, 'name', b.name, 'birth_date',"
-        " b.birth_date, 'due_date', b.due_date)) FROM (SELECT * FROM baby"
-        " WHERE member = t.member ORDER BY id) b)"
-    )
-
-
-def _babies(raw: str | None, day: date) -> list[BabyOut]:
-    return [
-        baby_out(
-            b["id"],
-            b["name"],
-            date.fromisoformat(b["birth_date"]) if b["birth_date"] else None,
-            date.fromisoformat(b["due_date"]) if b["due_date"] else None,
-            day,
-        )
-        for b in msgspec.json.decode(raw or "[]")
-    ]
-
-
 async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> TodayOut:
     """The advisor's open tasks due by ``day`` and not expired, one card per member,
     most urgent first: overdue, then priority, then due date. One query."""
@@ -92,10 +68,10 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
     rows = await fetch(
         "SELECT t.id, t.kind, t.topic, t.reason, t.script, t.due_on, t.expires_on, t.priority,"
         " t.member, m.name, m.phone, m.points_balance, m.last_purchased_at,"
-        f" s.name AS store_name, a.name AS advisor_name, {_babies_json()} AS babies,"
+        f" s.name AS store_name, a.name AS advisor_name, {babies_json('t.member')} AS babies,"
         f" ({done_today}) AS done_today"
-        " FROM task t JOIN member m ON m.id = t.member JOIN store s ON s.id = t.store"
-        " JOIN advisor a ON a.id = t.assignee"
+        f" FROM task t JOIN {MEMBERS} m ON m.id = t.member JOIN {STORES} s ON s.id = t.store"
+        f" JOIN {ADVISORS} a ON a.id = t.assignee"
         " WHERE t.assignee = {} AND t.status = 'open' AND t.due_on <= {} AND t.expires_on >= {}",
         advisor_id,
         start,
@@ -131,7 +107,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
                     member_id=row["member"],
                     name=row["name"],
                     phone=row["phone"],
-                    babies=_babies(row["babies"], day),
+                    babies=babies_from_json(row["babies"], day),
                     points_balance=row["points_balance"],
                     last_purchase_at=row["last_purchased_at"],
                 ),
@@ -159,8 +135,8 @@ _SYNC_COLUMNS = (
     "SELECT t.id, t.kind, t.topic, t.status, t.reason, t.script, t.due_on, t.expires_on,"
     " t.priority, t.member, t.result, t.assignee, t.change_seq, m.name, m.phone,"
     " s.name AS store_name, a.name AS advisor_name"
-    " FROM task t JOIN member m ON m.id = t.member JOIN store s ON s.id = t.store"
-    " LEFT JOIN advisor a ON a.id = t.assignee"
+    f" FROM task t JOIN {MEMBERS} m ON m.id = t.member JOIN {STORES} s ON s.id = t.store"
+    f" LEFT JOIN {ADVISORS} a ON a.id = t.assignee"
 )
 
 
@@ -252,69 +228,112 @@ def _sync_task(row: dict[str, Any], advisor_id: int) -> SyncTask:
     )
 
 
-REPEAT_WINDOW_DAYS = 90
+# --- what other domains ask of tasks ------------------------------------------------
+
+
+async def settled_states(task_ids: list[int]) -> list[dict[str, Any]]:
+    """Tasks as the score ledger credits them: ``id``, ``member``, ``assignee``,
+    ``store``, ``status``, ``done_on`` (the store-local day of the call, for a done
+    task) and ``converted_on`` (the day of the purchase that converted it)."""
+    cond, args = in_list(task_ids, "bigint")
+    rows = await fetch(
+        "SELECT t.id, t.member, t.assignee, t.store, t.status, t.done_at, s.timezone,"
+        f" p.purchased_on AS converted_on FROM task t JOIN {STORES} s ON s.id = t.store"
+        f" LEFT JOIN {PURCHASES} p ON p.id = t.converted_purchase WHERE t.id {cond}",
+        *args,
+    )
+    for t in rows:
+        done_at = t.pop("done_at")
+        t["done_on"] = (
+            None
+            if done_at is None
+            else clock.local_date(clock.as_datetime(done_at), clock.zone(t["timezone"]))
+        )
+        t["converted_on"] = None if t["converted_on"] is None else clock.as_date(t["converted_on"])
+    return rows
+
+
+async def completion_by_advisor(
+    first: date, last: date, advisor_ids: Sequence[int] | None = None
+) -> dict[int, tuple[int, int]]:
+    """Per advisor, tasks done and expired among those expiring from ``first`` to
+    ``last``: the completion rate's two terms."""
+    only, args = "", list[Any]()
+    if advisor_ids is not None:
+        cond, args = in_list(sorted(set(advisor_ids)), "int")
+        only = f" AND assignee {cond}"
+    rows = await fetch(
+        "SELECT assignee, SUM(CASE WHEN status = 'done' THEN 1 ELSE 0 END) AS done,"
+        " SUM(CASE WHEN status = 'expired' THEN 1 ELSE 0 END) AS expired FROM task"
+        " WHERE status IN ('done', 'expired') AND expires_on BETWEEN {} AND {}"
+        f"{only} GROUP BY assignee",
+        first,
+        last,
+        *args,
+    )
+    return {int(r["assignee"]): (int(r["done"] or 0), int(r["expired"] or 0)) for r in rows}
+
+
+def completion(done: int, expired: int) -> str | None:
+    """Completion rate: done ÷ (done + expired), four places."""
+    return share(done, done + expired)
+
+
+async def open_assignments(task_ids: Sequence[int]) -> set[tuple[int, int]]:
+    """(task, assignee) of those of the tasks that are still open."""
+    if not task_ids:
+        return set()
+    cond, args = in_list(sorted(set(task_ids)), "bigint")
+    rows = await fetch(f"SELECT id, assignee FROM task WHERE id {cond} AND status = 'open'", *args)
+    return {(int(r["id"]), r["assignee"]) for r in rows}
+
+
+def day_work(day: date, timezone: str) -> tuple[str, list[Any]]:
+    """A relation of each advisor's work on ``day`` in ``timezone``: ``assignee``,
+    ``n`` (open tasks due by then and not expired) and ``late`` (of those, overdue)."""
+    return (
+        "(SELECT t.assignee, COUNT(*) AS n, SUM(CASE WHEN t.due_on < {} THEN 1 ELSE 0 END)"
+        f" AS late FROM task t JOIN {STORES} s ON s.id = t.store"
+        " WHERE t.status = 'open' AND t.assignee IS NOT NULL AND t.due_on <= {}"
+        " AND t.expires_on >= {} AND s.timezone = {} GROUP BY t.assignee)",
+        [day, day, day, timezone],
+    )
+
+
+# --- the member at a glance ---------------------------------------------------------
 
 
 async def member_view(
-    store_ids: frozenset[int], member_id: int, offset: int, limit: int
+    store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
 ) -> MemberView:
-    """The member at a glance, for an advisor of the member's home store."""
-    members = await fetch(
-        "SELECT m.id, m.name, m.phone, m.home_store, m.joined_on, m.do_not_contact,"
-        " m.wrong_number_at, m.points_balance, s.code AS store_code, s.timezone,"
-        " a.code AS advisor_code FROM member m JOIN store s ON s.id = m.home_store"
-        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.id = {}",
-        member_id,
+    """The member at a glance, for people of the member's home store: what the members
+    domain knows of them, and every task they were the subject of with its outcomes."""
+    p = await member_profile(store_ids, member_id, offset, limit)
+    return MemberView(
+        member_id=p.member_id,
+        name=p.name,
+        phone=p.phone,
+        home_store=p.home_store,
+        owning_advisor=p.owning_advisor,
+        joined_on=p.joined_on,
+        do_not_contact=p.do_not_contact,
+        wrong_number_reported=p.wrong_number_reported,
+        babies=p.babies,
+        points_balance=p.points_balance,
+        ledger=p.ledger,
+        purchases=p.purchases,
+        purchases_total=p.purchases_total,
+        repeat_within_90_days=p.repeat_within_90_days,
+        tasks=await past_tasks(member_id),
     )
-    if not members or members[0]["home_store"] not in store_ids:
-        raise NotFound(f"no member {member_id} at your store")
-    m = members[0]
-    today = clock.today(clock.zone(m["timezone"]))
-    ledger = await fetch(
-        "SELECT l.kind, l.points, l.occurred_at, s.code FROM points_ledger l"
-        " JOIN store s ON s.id = l.store WHERE l.member = {} ORDER BY l.id DESC LIMIT 10",
-        member_id,
-    )
-    purchases = await fetch(
-        "SELECT p.id, p.receipt_id, p.purchased_at, p.total_fen, p.points_earned, s.code"
-        " FROM purchase p JOIN store s ON s.id = p.store WHERE p.member = {}"
-        " ORDER BY p.purchased_at DESC, p.id DESC LIMIT {} OFFSET {}",
-        member_id,
-        limit,
-        offset,
-    )
-    counted = await fetch("SELECT COUNT(*) AS n FROM purchase WHERE member = {}", member_id)
-    lines: dict[int, list[PurchaseLineView]] = {}
-    if purchases:
-        cond, args = in_list([p["id"] for p in purchases], "bigint")
-        for line in await fetch(
-            "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
-            f" JOIN product pr ON pr.id = l.product WHERE l.purchase {cond} ORDER BY l.line_no",
-            *args,
-        ):
-            lines.setdefault(line["purchase"], []).append(
-                PurchaseLineView(
-                    line["sku"],
-                    line["name"],
-                    line["quantity"],
-                    str(fen_to_yuan(line["amount_fen"])),
-                )
-            )
-    latest_two = await fetch(
-        "SELECT purchased_on FROM purchase WHERE member = {} ORDER BY purchased_at DESC LIMIT 2",
-        member_id,
-    )
-    repeat = len(latest_two) == 2 and (
-        (
-            clock.as_date(latest_two[0]["purchased_on"])
-            - clock.as_date(latest_two[1]["purchased_on"])
-        ).days
-        <= REPEAT_WINDOW_DAYS
-    )
+
+
+async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:
     tasks = await fetch(
         "SELECT id, kind, reason, status, due_on, converted_fen FROM task WHERE member = {}"
-        " ORDER BY due_on DESC, id DESC LIMIT 20",
+        " ORDER BY due_on DESC, id DESC LIMIT {}",
         member_id,
+        limit,
     )
     outcomes: dict[int, list[OutcomeView]] = {}
     if tasks:
@@ -329,44 +348,17 @@ async def member_view(
                     o["channel"], o["result"], o["note"], o["recorded_at"], bool(o["applied"])
                 )
             )
-    return MemberView(
-        member_id=m["id"],
-        name=m["name"],
-        phone=m["phone"],
-        home_store=m["store_code"],
-        owning_advisor=m["advisor_code"],
-        joined_on=clock.as_date(m["joined_on"]),
-        do_not_contact=bool(m["do_not_contact"]),
-        wrong_number_reported=m["wrong_number_at"] is not None,
-        babies=(await babies_of_members([member_id], today)).get(member_id, []),
-        points_balance=m["points_balance"],
-        ledger=[LedgerEntry(r["kind"], r["points"], r["occurred_at"], r["code"]) for r in ledger],
-        purchases=[
-            PurchaseView(
-                purchase_id=p["id"],
-                receipt_id=p["receipt_id"],
-                store_code=p["code"],
-                purchased_at=p["purchased_at"],
-                total=str(fen_to_yuan(p["total_fen"])),
-                points_earned=p["points_earned"],
-                lines=lines.get(p["id"], []),
-            )
-            for p in purchases
-        ],
-        purchases_total=int(counted[0]["n"]),
-        repeat_within_90_days=repeat,
-        tasks=[
-            PastTask(
-                task_id=t["id"],
-                kind=t["kind"],
-                reason=t["reason"],
-                status=t["status"],
-                due_date=clock.as_date(t["due_on"]),
-                outcomes=outcomes.get(t["id"], []),
-                converted_amount=(
-                    str(fen_to_yuan(t["converted_fen"])) if t["converted_fen"] is not None else None
-                ),
-            )
-            for t in tasks
-        ],
-    )
+    return [
+        PastTask(
+            task_id=t["id"],
+            kind=t["kind"],
+            reason=t["reason"],
+            status=t["status"],
+            due_date=clock.as_date(t["due_on"]),
+            outcomes=outcomes.get(t["id"], []),
+            converted_amount=(
+                None if t["converted_fen"] is None else yuan_text(t["converted_fen"])
+            ),
+        )
+        for t in tasks
+    ]

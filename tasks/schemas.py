@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
-from members.schemas import BabyOut
+from members.schemas import BabyOut, LedgerEntry, PurchaseView
 
 
 class TodayCounts(Struct):
@@ -112,30 +112,6 @@ class SyncOut(Struct):
     more: bool
 
 
-class LedgerEntry(Struct):
-    kind: str
-    points: int
-    occurred_at: datetime
-    store_code: str
-
-
-class PurchaseLineView(Struct):
-    sku: str
-    name: str
-    quantity: int
-    amount: str
-
-
-class PurchaseView(Struct):
-    purchase_id: int
-    receipt_id: str
-    store_code: str
-    purchased_at: datetime
-    total: str
-    points_earned: int
-    lines: list[PurchaseLineView]
-
-
 class OutcomeView(Struct):
     channel: str
     result: str
@@ -171,3 +147,47 @@ class MemberView(Struct):
     # RN3: the latest purchase came within 90 days of the one before it.
     repeat_within_90_days: bool
     tasks: list[PastTask]
+
+
+# --- working the list: outcomes and snoozes ------------------------------------------
+
+Channel = Literal["phone", "wechat", "sms", "visit"]
+Result = Literal[
+    "reached",
+    "no_answer",
+    "wrong_number",
+    "declined",
+    "will_buy",
+    "purchased",
+    "delivery_requested",
+    "do_not_contact",
+]
+
+
+class OutcomeIn(Struct):
+    client_outcome_id: Annotated[
+        str, Meta(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]*$")
+    ]
+    channel: Channel
+    result: Result
+    recorded_at: datetime
+    note: Annotated[str, Meta(max_length=500, pattern=r"^[^\x00\x7f]*$")] = ""
+    next_contact_on: date | None = None
+
+
+class SnoozeIn(Struct):
+    until: date
+
+
+class OutcomeOut(Struct, omit_defaults=True):
+    task_id: int
+    status: str
+    applied: bool
+    callback_task_id: int | None = None
+    detail: str | None = None
+
+
+class SnoozeOut(Struct):
+    task_id: int
+    status: str
+    due_date: date

@@ -57,8 +57,8 @@ os.environ["TIANTIAN_JWT_SECRET"] = "test-secret-" + uuid.uuid4().hex
 from advisor_api.app import create_app  # noqa: E402
 from advisor_api.cli import migrate  # noqa: E402
 from advisor_api.settings import Settings  # noqa: E402
+from core.db import connection_pool, fetch  # noqa: E402
 from members import accounts, registry  # noqa: E402
-from members.db import connection_pool, fetch  # noqa: E402
 from members.schemas import AdvisorIn, ProductIn, StoreIn  # noqa: E402
 
 asyncio.run(migrate())

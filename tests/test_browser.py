@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from core.db import fetch
 from members import accounts
-from members.db import fetch
 from tests.conftest import DATABASE_URL, PASSWORD, TEST_NOW, make_shop, receipt, unique_phone
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

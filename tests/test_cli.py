@@ -100,6 +100,6 @@ async def test_health_answers_503_when_the_database_is_unreachable(
     async def unreachable(*_: object) -> None:
         raise ConnectionRefusedError("database down")
 
-    monkeypatch.setattr("advisor_api.controllers.session.fetch", unreachable)
+    monkeypatch.setattr("core.db.fetch", unreachable)
     r = await client.get("/health")
     assert r.status_code == 503 and r.json()["database"] == "unreachable"

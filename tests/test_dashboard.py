@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from members import accounts
-from tasks.services import run_daily
+from tasks.daily import run_daily
 from tests.conftest import FORMULA_1, FORMULA_2, PASSWORD, login, make_shop, unique_phone
 from tests.test_outcomes import open_tasks, outcome, post_outcome
 from tests.test_tasks import advisor_login, buy

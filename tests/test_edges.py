@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from core.db import fetch
 from members import registry
-from members.db import fetch
 from members.schemas import ProductIn
 from tests.conftest import FORMULA_1, Shop, receipt, unique_code, unique_phone
 from tests.test_tasks import advisor_login, buy, join, task_statuses

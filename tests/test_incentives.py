@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
+from core.db import fetch
 from members import accounts
-from members.db import fetch
 from tests.conftest import (
     FORMULA_1,
     PASSWORD,
@@ -363,7 +363,7 @@ async def test_closed_month_stays_frozen_and_late_facts_adjust_the_next(
 async def test_task_facts_follow_the_task_and_rebuild_agrees(
     client: httpx.AsyncClient, products: None, hq: dict[str, str]
 ) -> None:
-    from incentives.services import rebuild
+    from incentives.rebuild import rebuild
     from tests.test_rebuild import snapshot
 
     shop = await make_shop(region())

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from members.db import fetch
-from tasks.services import run_daily
+from core.db import fetch
+from tasks.daily import run_daily
 from tests.conftest import FORMULA_1, Shop, make_shop
 from tests.test_tasks import advisor_login, buy, join, kinds_for, task_statuses, today
 

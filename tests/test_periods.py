@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from members.periods import cover, next_month, parse_period, previous, week_key
+from core.periods import cover, next_month, parse_period, previous, week_key
 
 
 def test_previous_period_of_the_same_length() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from members.db import fetch
+from core.db import fetch
 from tests.conftest import (
     FORMULA_1,
     FORMULA_2,

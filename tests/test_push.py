@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from members import accounts, clock
-from members.db import fetch, in_write_transaction, is_postgres
+from core import clock
+from core.db import fetch, in_write_transaction, is_postgres
+from members import accounts
 from notifications import services as pushes
 from notifications.dispatch import Dispatcher
 from notifications.senders import FcmSender
@@ -442,7 +443,8 @@ async def test_a_push_reached_late_is_held_past_quiet_hours_and_a_stale_one_drop
 async def test_a_kind_hq_marks_urgent_pushes_from_the_daily_run_too(
     client: httpx.AsyncClient, products: None
 ) -> None:
-    from tasks.services import load_rules, run_daily, save_rules
+    from tasks.daily import run_daily
+    from tasks.playbook import load_rules, save_rules
 
     shop = await make_shop()
     advisor = await advisor_id(shop.advisors[0])

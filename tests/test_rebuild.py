@@ -13,11 +13,13 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.db import fetch
+from core.periods import month_key
 from incentives import statements
-from incentives.services import Weights, load_weights, rebuild, set_weights
-from members.db import fetch
-from members.periods import month_key
-from tasks.outcomes import OutcomeIn, record_outcome
+from incentives.rebuild import rebuild
+from incentives.rules import Weights, load_weights, set_weights
+from tasks.outcomes import record_outcome
+from tasks.schemas import OutcomeIn
 from tests.conftest import FORMULA_1, PROBIOTIC, make_shop, unique_code, unique_phone
 
 START = datetime.fromisoformat("2026-09-01T09:00:00+08:00")
@@ -143,7 +145,7 @@ async def test_rebuild_equals_incremental(
 
 
 async def _call(task: dict[str, Any], result: str, at: datetime) -> Any:
-    from members.errors import Conflict, InvalidInput
+    from core.errors import Conflict, InvalidInput
 
     try:
         return await record_outcome(

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from core.db import fetch
 from members import accounts
-from members.db import fetch
-from tasks.services import run_daily
+from tasks.daily import run_daily
 from tests.conftest import PASSWORD, Shop, login, make_shop, unique_phone
 from tests.test_outcomes import open_tasks, outcome, post_outcome
 from tests.test_tasks import advisor_login, buy, join

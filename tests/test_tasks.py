@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from core.db import fetch
 from members import accounts
-from members.db import fetch
-from tasks.services import births_turning, run_daily
+from tasks.daily import births_turning, run_daily
 from tests.conftest import (
     FORMULA_1,
     FORMULA_2,

@@ -9,7 +9,7 @@ from datetime import date
 import httpx
 
 from advisor_api.today_cache import TodayCache
-from members.db import fetch
+from core.db import fetch
 from tests.conftest import BACKEND, Shop, receipt, unique_phone
 
 

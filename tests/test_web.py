@@ -10,6 +10,7 @@ from decimal import Decimal
 import httpx
 
 from incentives import contests
+from incentives.schemas import ContestIn, ScoreWeightsIO
 from members import accounts
 from tests.conftest import PASSWORD, make_shop, receipt, unique_phone
 
@@ -73,14 +74,16 @@ async def test_an_owner_sees_their_league_table_and_not_another_store(
     assert [r[0] for r in rows] == ["1", "2"] and rows[0][1] == "顾问1"
     # Paired in a running PK contest, the page shows the head-to-head.
     await contests.create_contest(
-        "千店牵手PK赛",
-        "pk",
-        "store",
-        "national",
-        date(2026, 11, 16),
-        date(2026, 11, 22),
-        {"points": Decimal(1)},
-        [[shop.code, other.code]],
+        ContestIn(
+            name="千店牵手PK赛",
+            kind="pk",
+            subject="store",
+            scope="national",
+            starts_on=date(2026, 11, 16),
+            ends_on=date(2026, 11, 22),
+            weights=ScoreWeightsIO(points=Decimal(1)),
+            pairs=[[shop.code, other.code]],
+        )
     )
     page = await client.get(f"/web/owner/stores/{shop.code}")
     head_to_head = page.text.split("千店牵手PK赛", 1)[1]

@@ -11,17 +11,24 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
+from core import clock
+from core.errors import InvalidInput
+from core.periods import period_or_error
 from incentives import boards
 from incentives.schemas import MyScore
-from members import clock
 from members.accounts import Principal
-from members.errors import InvalidInput
-from members.periods import month_of, parse_period
 from notifications import services as pushes
 from notifications.schemas import DeviceIn, DeviceOut
 from tasks import outcomes, queries
-from tasks.outcomes import OutcomeIn, OutcomeOut, SnoozeIn
-from tasks.schemas import MemberView, SyncOut, TodayOut
+from tasks.schemas import (
+    MemberView,
+    OutcomeIn,
+    OutcomeOut,
+    SnoozeIn,
+    SnoozeOut,
+    SyncOut,
+    TodayOut,
+)
 
 
 def me(request: Request[Principal, Any, Any]) -> Principal:
@@ -96,7 +103,7 @@ class AdvisorController(Controller):
     @post("/tasks/{task_id:int}/snooze", status_code=200, summary="Move a task's due date")
     async def snooze(
         self, request: Request[Principal, Any, Any], task_id: Id, data: JSONBody[SnoozeIn]
-    ) -> dict[str, Any]:
+    ) -> SnoozeOut:
         advisor_id, timezone = _advisor(request)
         return await outcomes.snooze(advisor_id, timezone, task_id, data.until)
 
@@ -123,14 +130,7 @@ class AdvisorController(Controller):
         period: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> MyScore:
         advisor_id, timezone = _advisor(request)
-        if period is None:
-            chosen = month_of(clock.today(clock.zone(timezone)))
-        else:
-            try:
-                chosen = parse_period(period)
-            except ValueError as exc:
-                raise InvalidInput.on("period", str(exc)) from None
-        return await boards.my_score(advisor_id, chosen)
+        return await boards.my_score(advisor_id, period_or_error(period, clock.zone(timezone)))
 
 
 def _advisor(request: Request[Principal, Any, Any]) -> tuple[int, str]:

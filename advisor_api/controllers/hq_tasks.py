@@ -7,11 +7,11 @@ from litestar import Controller, get, post, put
 from litestar.params import JSONBody
 
 from advisor_api.security import requires_role
-from tasks import services
+from tasks import campaigns, playbook
 from tasks.schemas import CampaignIn, CampaignOut, PlaybookIO, RuleIO
 
 
-def _playbook(rules: dict[str, services.Rule]) -> PlaybookIO:
+def _playbook(rules: dict[str, playbook.Rule]) -> PlaybookIO:
     return PlaybookIO(
         rules=[
             RuleIO(
@@ -35,17 +35,17 @@ class HqPlaybookController(Controller):
 
     @get("/playbook", summary="The playbook: which events make which follow-ups")
     async def get_playbook(self) -> PlaybookIO:
-        return _playbook(await services.load_rules())
+        return _playbook(await playbook.load_rules())
 
     @put("/playbook", summary="Change rules; kinds not listed stay as they are")
     async def put_playbook(self, data: JSONBody[PlaybookIO]) -> PlaybookIO:
-        await services.save_rules([services.Rule(**msgspec.structs.asdict(r)) for r in data.rules])
-        return _playbook(await services.load_rules())
+        await playbook.save_rules([playbook.Rule(**msgspec.structs.asdict(r)) for r in data.rules])
+        return _playbook(await playbook.load_rules())
 
     @post("/campaigns", status_code=201, summary="A seasonal campaign over a segment")
     async def create_campaign(self, data: JSONBody[CampaignIn]) -> CampaignOut:
         segment = msgspec.to_builtins(data.segment)
-        campaign_id, made = await services.create_campaign(
+        campaign_id, made = await campaigns.create_campaign(
             data.name, data.starts_on, data.ends_on, segment, data.script
         )
         return CampaignOut(

@@ -13,7 +13,9 @@ from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
-from incentives import boards, contests, services, statements
+from core import clock
+from core.periods import Period, month_of, month_or_error, period_or_error
+from incentives import boards, contests, rules, statements
 from incentives.queries import MAX_LIMIT
 from incentives.schemas import (
     AdvisorTable,
@@ -23,15 +25,11 @@ from incentives.schemas import (
     ContestIn,
     ContestOut,
     LedgerPage,
-    PairOut,
     ScoreWeightsIO,
     Standings,
     StoreTable,
 )
-from members import clock
 from members.accounts import Principal
-from members.errors import InvalidInput
-from members.periods import Period, month_of, parse_period
 
 ScopeQuery = Annotated[
     str, QueryParameter(name="scope", min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
@@ -44,18 +42,7 @@ CodeQuery = Annotated[str, QueryParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 
 def _period(principal: Principal, text: str | None) -> Period:
     """The period asked for; by default the caller's current month."""
-    if text is None:
-        return month_of(clock.today(clock.zone(principal.timezone or clock.DEFAULT_TIMEZONE)))
-    try:
-        return parse_period(text)
-    except ValueError as exc:
-        raise InvalidInput.on("period", str(exc)) from None
-
-
-def _weights(given: ScoreWeightsIO | None) -> dict[str, Decimal]:
-    if given is None:
-        return {}
-    return {k: v for k, v in msgspec.structs.asdict(given).items() if v is not None}
+    return period_or_error(text, clock.zone(principal.timezone or clock.DEFAULT_TIMEZONE))
 
 
 class LeaderboardController(Controller):
@@ -103,62 +90,35 @@ class HqIncentivesController(Controller):
 
     @get("/score-weights", summary="The default weights of the league tables")
     async def get_weights(self) -> dict[str, Decimal]:
-        return boards.weights_out(await services.load_weights())
+        return (await rules.load_weights()).shown()
 
     @put("/score-weights", summary="Change the default weights; every table is re-scored")
     async def put_weights(self, data: JSONBody[ScoreWeightsIO]) -> dict[str, Decimal]:
-        weights = services.Weights.from_decimals(_weights(data), await services.load_weights())
-        return boards.weights_out(await services.set_weights(weights))
+        given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+        weights = rules.Weights.from_decimals(given, await rules.load_weights())
+        return (await rules.set_weights(weights)).shown()
 
     @get("/bonus-rates", summary="The bonus rates in force for a month")
     async def get_rates(self, period: PeriodQuery = None) -> BonusRatesOut:
-        month = services.month_or_error(
+        month = month_or_error(
             period or month_of(clock.today(clock.zone(clock.DEFAULT_TIMEZONE))).name
         )
-        return boards.rates_out(await services.rates_for(month))
+        return boards.rates_out(await rules.rates_for(month))
 
     @put("/bonus-rates", summary="Bonus rates from a month on")
     async def put_rates(self, data: JSONBody[BonusRatesIn]) -> BonusRatesOut:
-        month = services.month_or_error(data.effective_from, "effective_from")
-        return boards.rates_out(
-            await services.set_rates(
-                services.Rates(
-                    month,
-                    _fen(data.per_new_member, "per_new_member"),
-                    _fen(data.per_1000_points, "per_1000_points"),
-                    _gate(data.completion_gate),
-                )
-            )
+        rates = rules.rates_from(
+            data.effective_from, data.per_new_member, data.per_1000_points, data.completion_gate
         )
+        return boards.rates_out(await rules.set_rates(rates))
 
     @post("/contests", status_code=201, summary="A league or PK contest over a window")
     async def create_contest(self, data: JSONBody[ContestIn]) -> ContestOut:
-        contest, pairs, unpaired = await contests.create_contest(
-            data.name,
-            data.kind,
-            data.subject,
-            data.scope,
-            data.starts_on,
-            data.ends_on,
-            _weights(data.weights),
-            data.pairs,
-        )
-        return ContestOut(
-            contest_id=contest.id,
-            name=contest.name,
-            kind=contest.kind,
-            subject=contest.subject,
-            scope=contest.scope,
-            starts_on=contest.starts_on,
-            ends_on=contest.ends_on,
-            weights=boards.weights_out(contest.weights),
-            pairs=[PairOut(a, b) for a, b in pairs] if contest.kind == "pk" else None,
-            unpaired=unpaired if contest.kind == "pk" else None,
-        )
+        return await contests.create_contest(data)
 
     @post("/periods/{month:str}/close", status_code=200, summary="Freeze a month's statements")
     async def close(self, month: MonthPath) -> BonusStatementOut:
-        _, statement = await statements.close_month(services.month_or_error(month, "month"))
+        _, statement = await statements.close_month(month_or_error(month, "month"))
         return boards.statement_out(statement)
 
     @get(
@@ -169,7 +129,7 @@ class HqIncentivesController(Controller):
     async def bonus_statements(
         self, request: Request[Principal, Any, Any], period: Annotated[str, QueryParameter()]
     ) -> Response[Any]:
-        statement = await statements.statement(services.month_or_error(period))
+        statement = await statements.statement(month_or_error(period))
         if request.accept.best_match(["application/json", "text/csv"]) == "text/csv":
             return Response(
                 statements.to_csv(statement),
@@ -189,25 +149,5 @@ class HqIncentivesController(Controller):
         after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
     ) -> LedgerPage:
-        month = services.month_or_error(booked_month, "booked_month")
+        month = month_or_error(booked_month, "booked_month")
         return await boards.ledger_page(advisor, month, original_date, after, limit)
-
-
-def _fen(value: Decimal, field: str) -> int:
-    if not value.is_finite() or value < 0 or value > 1_000_000:
-        raise InvalidInput.on(field, "must be from 0 to 1000000 yuan")
-    fen = value * 100
-    if fen != fen.to_integral_value():
-        raise InvalidInput.on(field, "is finer than a fen")
-    return int(fen)
-
-
-def _gate(value: Decimal | None) -> int | None:
-    if value is None:
-        return None
-    if not value.is_finite() or not 0 <= value <= 1:
-        raise InvalidInput.on("completion_gate", "must be from 0 to 1")
-    bp = value * 10_000
-    if bp != bp.to_integral_value():
-        raise InvalidInput.on("completion_gate", "has more than four decimal places")
-    return int(bp)

@@ -8,9 +8,9 @@ from litestar import Controller, Request, get
 from litestar.params import PathParameter, QueryParameter
 
 from advisor_api.security import requires_role
+from core import clock
+from core.periods import period_or_error
 from members.accounts import Principal
-from members.errors import InvalidInput
-from members.periods import parse_period
 from tasks.dashboard import Dashboard, store_dashboard
 
 
@@ -27,11 +27,7 @@ class OwnerController(Controller):
         period: Annotated[str | None, QueryParameter(max_length=10)] = None,
     ) -> Dashboard:
         who = request.user
-        chosen = None
-        if period is not None:
-            try:
-                chosen = parse_period(period)
-            except ValueError as exc:
-                raise InvalidInput.on("period", str(exc)) from None
-        allowed = None if who.role == "hq" else who.store_ids
-        return await store_dashboard(store_code, allowed, chosen)
+        chosen = (
+            None if period is None else period_or_error(period, clock.zone(clock.DEFAULT_TIMEZONE))
+        )
+        return await store_dashboard(store_code, who.visible_stores, chosen)

@@ -12,7 +12,8 @@ from litestar.params import JSONBody, PathParameter
 
 from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
 from advisor_api.settings import Settings
-from members import services
+from members import points, purchases, queries, registration
+from members.points import PointsRule
 from members.schemas import (
     MemberRegistered,
     MemberRegistration,
@@ -24,7 +25,7 @@ from members.schemas import (
     RedemptionIn,
     RedemptionOut,
 )
-from members.services import PointsRule, StoreRef
+from members.stores import StoreRef
 
 
 async def provide_pos_store(request: Request[Any, Any, Any]) -> StoreRef:
@@ -57,14 +58,14 @@ class PosController(Controller):
     async def register_member(
         self, store: NamedDependency[StoreRef], data: JSONBody[MemberRegistration]
     ) -> Response[MemberRegistered]:
-        answer = await services.register_member(store, data)
+        answer = await registration.register_member(store, data)
         return Response(answer, status_code=_status(answer.created))
 
     @get("/members/{phone:str}", summary="Look a member up by phone at the till")
     async def member(
         self, store: NamedDependency[StoreRef], phone: Annotated[str, PathParameter(max_length=32)]
     ) -> PosMemberOut:
-        return await services.member_for_till(phone)
+        return await queries.member_for_till(phone)
 
     @post("/purchases", status_code=201, summary="Record one receipt")
     async def purchase(
@@ -73,7 +74,7 @@ class PosController(Controller):
         rule: NamedDependency[PointsRule],
         data: JSONBody[PurchaseIn],
     ) -> Response[PurchaseOut]:
-        created, answer = await services.record_purchase(store, data, rule)
+        created, answer = await purchases.record_purchase(store, data, rule)
         return Response(answer, status_code=_status(created))
 
     @post("/purchases/batch", status_code=200, summary="Record up to 500 receipts")
@@ -84,12 +85,12 @@ class PosController(Controller):
         data: JSONBody[PurchaseBatchIn],
     ) -> PurchaseBatchOut:
         return PurchaseBatchOut(
-            results=await services.ingest_purchases(store, data.purchases, rule)
+            results=await purchases.ingest_purchases(store, data.purchases, rule)
         )
 
     @post("/redemptions", status_code=201, summary="Spend a member's points")
     async def redeem(
         self, store: NamedDependency[StoreRef], data: JSONBody[RedemptionIn]
     ) -> Response[RedemptionOut]:
-        created, answer = await services.redeem_points(store, data)
+        created, answer = await points.redeem_points(store, data)
         return Response(answer, status_code=_status(created))

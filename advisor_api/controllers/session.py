@@ -7,13 +7,10 @@ from typing import Annotated, Any
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody
-from litestar.security.jwt import JWTAuth, Token
 from msgspec import Meta, Struct
 
-from advisor_api.login_guard import PhoneLockout
-from members import accounts
-from members.accounts import Principal
-from members.db import fetch
+from advisor_api.login_guard import issue_token, sign_in
+from core.db import database_answers
 
 
 class LoginIn(Struct):
@@ -43,19 +40,10 @@ class HealthOut(Struct, omit_defaults=True):
     summary="Sign in with phone and password (rate limited per address and per phone)",
 )
 async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> LoginOut:
-    lockout: PhoneLockout = request.app.state.login_lockout
-    async with lockout.serialised(data.phone):
-        await lockout.check(data.phone)
-        who = await accounts.authenticate(data.phone, data.password)
-        if who is None:
-            await lockout.failed(data.phone)
-            raise NotAuthorizedException("wrong phone or password")
-        await lockout.succeeded(data.phone)
-    jwt_auth: JWTAuth[Principal, Token] = request.app.state.jwt_auth
-    ttl = jwt_auth.default_token_expiration
-    token = jwt_auth.create_token(
-        identifier=str(who.user_id), token_expiration=ttl, token_extras={"role": who.role}
-    )
+    who = await sign_in(request.app.state.login_lockout, data.phone, data.password)
+    if who is None:
+        raise NotAuthorizedException("wrong phone or password")
+    token, ttl = issue_token(request.app.state.jwt_auth, who)
     return LoginOut(
         access_token=token, token_type="Bearer", expires_in=int(ttl.total_seconds()), role=who.role
     )
@@ -67,8 +55,6 @@ async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     state = jobs.state if jobs is not None else "off"
     scheduler = "off" if state == "off" else "running"
     role = {"running": "leader", "standby": "standby"}.get(state)
-    try:
-        await fetch("SELECT 1 AS ok")
-    except Exception:  # any failure to reach the database is the answer itself
+    if not await database_answers():
         return Response(HealthOut("degraded", "unreachable", scheduler, role), status_code=503)
     return Response(HealthOut("ok", "ok", scheduler, role), status_code=200)

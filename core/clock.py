@@ -78,3 +78,9 @@ def as_date(value: object) -> date:
     """A date column as read back: a ``date`` from the drivers, or its ISO text where
     SQLite hands back an expression's value."""
     return value if isinstance(value, date) else date.fromisoformat(str(value))
+
+
+def as_datetime(value: object) -> datetime:
+    """A timestamp column as read back: a ``datetime``, or its ISO text where SQLite
+    hands back an expression's value."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

@@ -6,7 +6,10 @@ from __future__ import annotations
 import calendar
 import re
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
+
+from core import clock
+from core.errors import InvalidInput
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -34,6 +37,28 @@ def parse_period(text: str) -> Period:
     return period
 
 
+def period_or_error(text: str | None, tz: tzinfo, field: str = "period") -> Period:
+    """The period a caller asked for, or by default the current month in ``tz``; a
+    malformed one is a field error naming ``field``."""
+    if text is None:
+        return month_of(clock.today(tz))
+    try:
+        return parse_period(text)
+    except ValueError as exc:
+        raise InvalidInput.on(field, str(exc)) from None
+
+
+def month_or_error(text: str, field: str = "period") -> str:
+    """A month as the API writes it (``2026-11``), or a field error."""
+    try:
+        period = parse_period(text)
+    except ValueError as exc:
+        raise InvalidInput.on(field, str(exc)) from None
+    if period.name != month_key(period.first) or period.days < 28:
+        raise InvalidInput.on(field, "give a month, like 2026-11")
+    return period.name
+
+
 def _parse(text: str) -> Period:
     month = _MONTH.match(text)
     if month:
@@ -57,6 +82,14 @@ def _parse(text: str) -> Period:
             "give a month (2026-11), an ISO week (2026-W47) or a day (2026-11-23)"
         ) from None
     return Period(text, day, day)
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day ``months`` later, clamped to the end of a shorter month."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
 
 
 def month_of(day: date) -> Period:

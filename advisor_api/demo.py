@@ -9,7 +9,9 @@ import random
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from members import accounts, clock, registry, services
+from core import clock
+from members import accounts, babies, purchases, registration, registry
+from members.points import PointsRule
 from members.schemas import (
     AdvisorIn,
     BabyIn,
@@ -19,6 +21,7 @@ from members.schemas import (
     PurchaseLineIn,
     StoreIn,
 )
+from members.stores import store_by_code
 from members.tables import PosKey, Store
 
 STORES = [
@@ -102,10 +105,10 @@ async def seed_demo() -> str:
     await accounts.create_user("owner", OWNER2_PHONE, DEMO_PASSWORD, store_codes=["S0004"])
 
     prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
-    rule = services.PointsRule()
+    rule = PointsRule()
     member_no = 0
     for store_index, (code, *_rest) in enumerate(STORES):
-        store = await services.store_by_code(code)
+        store = await store_by_code(code)
         await PosKey.insert(
             PosKey(
                 store=store.id, key_hash=accounts.pos_key_hash(demo_pos_key(code)), prefix="demo"
@@ -126,7 +129,7 @@ async def seed_demo() -> str:
             )
             if baby.birth_date is not None and baby.birth_date > joined:
                 joined = baby.birth_date
-            await services.register_member(
+            await registration.register_member(
                 store,
                 MemberRegistration(
                     phone=phone,
@@ -143,7 +146,7 @@ async def seed_demo() -> str:
                 _history(rng, code, member_no, phone, adv, baby.birth_date, joined, today, prices)
             )
         for start in range(0, len(receipts), 500):
-            await services.ingest_purchases(store, receipts[start : start + 500], rule)
+            await purchases.ingest_purchases(store, receipts[start : start + 500], rule)
     return f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {member_no} members"
 
 
@@ -170,7 +173,7 @@ def _history(
     quiet_from = today - timedelta(days=rng.randint(46, 80)) if rng.random() < 0.15 else today
     n = 0
     while day <= min(today, quiet_from) - timedelta(days=1):
-        stage = services.stage_for_age(max(0, services.age_in_months(birth, day)))
+        stage = babies.stage_for_age(max(0, babies.age_in_months(birth, day)))
         sku = f"F{stage}-800"
         qty = rng.choice([1, 1, 2])
         lines = [PurchaseLineIn(sku=sku, quantity=qty, amount=prices[sku] * qty)]

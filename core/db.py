@@ -16,8 +16,7 @@ from typing import Any, TypeVar
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
-
-from members.tables import Store
+from piccolo.querystring import QueryString
 
 log = logging.getLogger("tiantian.db")
 T = TypeVar("T")
@@ -29,7 +28,10 @@ RETRIES = 5
 
 
 def engine() -> Engine:  # type: ignore[type-arg]
-    db: Engine = Store._meta.db  # type: ignore[type-arg]
+    """The engine ``piccolo_conf`` made from ``DATABASE_URL``: the one every table uses."""
+    import piccolo_conf
+
+    db: Engine = piccolo_conf.DB  # type: ignore[type-arg]
     return db
 
 
@@ -119,7 +121,9 @@ async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
 
 async def fetch(sql: str, *args: Any) -> list[Row]:
     """Raw SQL with ``{}`` placeholders, inside the current transaction if any."""
-    rows: list[Row] = await Store.raw(sql, *args)
+    db = engine()
+    response = await db.run_querystring(QueryString(sql, *args))
+    rows: list[Row] = db.transform_response_to_dicts(response) if response else []
     return rows
 
 
@@ -199,3 +203,12 @@ async def insert_count(sql: str, *args: Any) -> int:
         )
         return int(rows[0]["n"])
     return len(await fetch(f"{sql} RETURNING 1", *args))
+
+
+async def database_answers() -> bool:
+    """Whether the database answers a trivial query now."""
+    try:
+        await fetch("SELECT 1 AS ok")
+    except Exception:  # any failure to reach the database is the answer itself
+        return False
+    return True

@@ -1,0 +1,130 @@
+"""The advisor's phone page: today's cards with their outcome buttons, and the
+month's score. Works offline: a service worker keeps the page and the list, and
+outcomes wait in IndexedDB with their ``client_outcome_id`` until the phone is back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, PathParameter
+from litestar.response import Redirect, Template
+from msgspec import Struct
+
+from advisor_api.web.common import KINDS_ZH, RESULTS_ZH, STATIC, page_user
+from core import clock
+from core.errors import InvalidInput, msgspec_field_error
+from core.periods import month_of
+from incentives import boards
+from members.accounts import Principal
+from tasks import outcomes, queries
+from tasks.schemas import OutcomeIn
+
+TaskPath = Annotated[int, PathParameter(ge=1, le=2**62)]
+
+
+class OutcomeForm(Struct):
+    result: str
+    # The page's script sends both; a plain form post (no JavaScript) leaves them to
+    # the server: a fresh id, and now.
+    client_outcome_id: str = ""
+    recorded_at: str = ""
+    note: str = ""
+    channel: str = "phone"
+
+
+class SnoozeForm(Struct):
+    until: date
+
+
+async def _advisor(request: Request[Any, Any, Any]) -> tuple[Principal, int, str]:
+    who = await page_user(request, "advisor")
+    assert who.advisor_id is not None and who.timezone is not None
+    return who, who.advisor_id, who.timezone
+
+
+def _outcome_in(data: OutcomeForm) -> OutcomeIn:
+    try:
+        return msgspec.convert(
+            {
+                "client_outcome_id": data.client_outcome_id or uuid.uuid4().hex,
+                "channel": data.channel,
+                "result": data.result,
+                "note": data.note,
+                "recorded_at": data.recorded_at or clock.now().isoformat(),
+            },
+            OutcomeIn,
+            strict=False,
+        )
+    except msgspec.ValidationError as exc:
+        error = msgspec_field_error(exc)
+        raise InvalidInput(f"{error.field}: {error.message}", [error]) from None
+
+
+def _script(name: str) -> Response[bytes]:
+    headers = {"Cache-Control": "no-cache"}
+    if name == "sw.js":
+        headers["Service-Worker-Allowed"] = "/web/advisor/"
+    return Response(
+        (STATIC / name).read_bytes(), media_type="text/javascript; charset=utf-8", headers=headers
+    )
+
+
+class AdvisorPages(Controller):
+    path = "/advisor"
+    include_in_schema = False
+
+    @get("/")
+    async def today(self, request: Request[Any, Any, Any]) -> Template:
+        who, advisor_id, timezone = await _advisor(request)
+        day = clock.today(clock.zone(timezone))
+        return Template(
+            "advisor.html",
+            context={
+                "who": who,
+                "today": await queries.advisor_today(advisor_id, timezone, day),
+                "score": await boards.my_score(advisor_id, month_of(day)),
+                "kinds": KINDS_ZH,
+                "results": RESULTS_ZH,
+                "tomorrow": (day + timedelta(days=1)).isoformat(),
+                # The server's clock: calls are timed by it, whatever the phone's says.
+                "now": clock.now().isoformat(),
+            },
+        )
+
+    @post("/tasks/{task_id:int}/outcome", status_code=200)
+    async def outcome(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: TaskPath,
+        data: Annotated[OutcomeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        _, advisor_id, timezone = await _advisor(request)
+        body = _outcome_in(data)
+        created, answer = await outcomes.record_outcome(advisor_id, timezone, task_id, body)
+        if "text/html" in request.headers.get("accept", ""):
+            return Redirect(path="/web/advisor/", status_code=303)
+        return Response(answer, status_code=201 if created else 200)
+
+    @post("/tasks/{task_id:int}/snooze", status_code=303)
+    async def snooze(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: TaskPath,
+        data: Annotated[SnoozeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Redirect:
+        _, advisor_id, timezone = await _advisor(request)
+        await outcomes.snooze(advisor_id, timezone, task_id, data.until)
+        return Redirect(path="/web/advisor/", status_code=303)
+
+    @get("/app.js")
+    async def script(self) -> Response[bytes]:
+        return _script("app.js")
+
+    @get("/sw.js")
+    async def service_worker(self) -> Response[bytes]:
+        return _script("sw.js")

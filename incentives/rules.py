@@ -1,0 +1,208 @@
+"""What advisors are scored and paid by: the league tables' default weights (in
+hundredths: a weight of 0.1 per point is 10) and the bonus rates in force from a
+month on; and the ledger lock a change of them takes alone.
+
+Writers of facts and the few ledger-wide operations (closing a month, re-weighting,
+rebuilding totals) exclude each other with one PostgreSQL advisory lock: writers
+share it, the operations take it alone. SQLite already runs one writer at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from core import clock
+from core.db import fetch, in_write_transaction, is_postgres
+from core.errors import InvalidInput
+from core.money import to_fen
+from core.periods import month_of, month_or_error, next_month, parse_period
+from members.queries import timezones_in_use
+
+KINDS = ("new_member", "points", "task_done", "task_converted")
+LEDGER_LOCK = 0x7449_414E  # "tIAN": the advisory lock id of the score ledger
+HUNDRED = Decimal(100)
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Score per unit of each fact, in hundredths (0.1 a point is 10)."""
+
+    new_member: int
+    points: int
+    task_done: int
+    task_converted: int
+
+    def of(self, kind: str) -> int:
+        value: int = getattr(self, kind)
+        return value
+
+    def as_decimals(self) -> dict[str, Decimal]:
+        return {kind: Decimal(self.of(kind)) / HUNDRED for kind in KINDS}
+
+    def shown(self) -> dict[str, Decimal]:
+        """As the API shows them: two places (``0.10``)."""
+        return {kind: value.quantize(Decimal("0.01")) for kind, value in self.as_decimals().items()}
+
+    @classmethod
+    def from_decimals(cls, given: dict[str, Decimal], base: Weights | None = None) -> Weights:
+        """From weights as sent (``{"points": "0.1"}``); kinds left out keep ``base``'s."""
+        values: dict[str, int] = {}
+        for kind in KINDS:
+            if kind not in given:
+                if base is None:
+                    raise InvalidInput.on(f"weights.{kind}", "is required")
+                values[kind] = base.of(kind)
+                continue
+            weight = given[kind]
+            if not weight.is_finite() or weight < 0 or weight > 1_000_000:
+                raise InvalidInput.on(f"weights.{kind}", "must be from 0 to 1000000")
+            hundredths = weight * HUNDRED
+            if hundredths != hundredths.to_integral_value():
+                raise InvalidInput.on(f"weights.{kind}", "has more than two decimal places")
+            values[kind] = int(hundredths)
+        unknown = set(given) - set(KINDS)
+        if unknown:
+            name = sorted(unknown)[0]
+            raise InvalidInput.on(f"weights.{name}", f"is not one of {', '.join(KINDS)}")
+        return cls(**values)
+
+
+def score_text(hundredths: int) -> str:
+    return str((Decimal(hundredths) / HUNDRED).quantize(Decimal("0.01")))
+
+
+async def hold_ledger(alone: bool = False) -> None:
+    """Take the ledger lock for the rest of the transaction (shared by fact writers,
+    alone for a close, a re-weighting or a rebuild)."""
+    if is_postgres():
+        kind = "" if alone else "_shared"
+        await fetch(f"SELECT pg_advisory_xact_lock{kind}({{}}::bigint)", LEDGER_LOCK)
+
+
+async def load_weights() -> Weights:
+    rows = await fetch(
+        "SELECT new_member, points, task_done, task_converted FROM score_weights"
+        " ORDER BY id LIMIT 1"
+    )
+    return Weights(**{k: int(v) for k, v in rows[0].items()})
+
+
+async def closed_months(since: str) -> set[str]:
+    rows = await fetch("SELECT month FROM closed_month WHERE month >= {}", since)
+    return {row["month"] for row in rows}
+
+
+def booking(month: str, closed: set[str]) -> str:
+    while month in closed:
+        month = next_month(month)
+    return month
+
+
+async def set_weights(weights: Weights) -> Weights:
+    """New default weights: every total is re-scored with them, so past and present
+    league tables rank by the same rule."""
+
+    async def work() -> Weights:
+        await hold_ledger(alone=True)
+        await fetch(
+            "UPDATE score_weights SET new_member = {}, points = {}, task_done = {},"
+            " task_converted = {}, updated_at = {}",
+            weights.new_member,
+            weights.points,
+            weights.task_done,
+            weights.task_converted,
+            clock.now(),
+        )
+        for table in ("advisor_score", "store_score"):
+            await fetch(
+                f"UPDATE {table} SET score = CAST(new_members AS BIGINT) * {{}}"
+                " + points * {} + CAST(tasks_done AS BIGINT) * {}"
+                " + CAST(tasks_converted AS BIGINT) * {}",
+                weights.new_member,
+                weights.points,
+                weights.task_done,
+                weights.task_converted,
+            )
+        return weights
+
+    return await in_write_transaction(work)
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    effective_from: str
+    per_new_member_fen: int
+    per_1000_points_fen: int
+    completion_gate_bp: int | None
+
+
+def rates_from(
+    effective_from: str, per_new_member: Decimal, per_1000_points: Decimal, gate: Decimal | None
+) -> Rates:
+    """Rates as HQ sends them: yuan exact to the fen, a completion gate from 0 to 1 to
+    four places (basis points inside)."""
+    month = month_or_error(effective_from, "effective_from")
+    gate_bp: int | None = None
+    if gate is not None:
+        if not gate.is_finite() or not 0 <= gate <= 1:
+            raise InvalidInput.on("completion_gate", "must be from 0 to 1")
+        bp = gate * 10_000
+        if bp != bp.to_integral_value():
+            raise InvalidInput.on("completion_gate", "has more than four decimal places")
+        gate_bp = int(bp)
+    return Rates(
+        month,
+        to_fen(per_new_member, "per_new_member"),
+        to_fen(per_1000_points, "per_1000_points"),
+        gate_bp,
+    )
+
+
+async def rates_for(month: str) -> Rates:
+    rows = await fetch(
+        "SELECT effective_from, per_new_member_fen, per_1000_points_fen, completion_gate_bp"
+        " FROM bonus_rates WHERE effective_from <= {} ORDER BY effective_from DESC LIMIT 1",
+        month,
+    )
+    if not rows:
+        return Rates("2000-01", 0, 0, None)
+    row = rows[0]
+    gate = row["completion_gate_bp"]
+    return Rates(
+        row["effective_from"],
+        int(row["per_new_member_fen"]),
+        int(row["per_1000_points_fen"]),
+        None if gate is None else int(gate),
+    )
+
+
+async def set_rates(rates: Rates) -> Rates:
+    """Rates from a month on. Alone on the ledger, so that a month being closed meanwhile
+    pays every line at the rates its statement shows."""
+
+    async def work() -> None:
+        await hold_ledger(alone=True)
+        await fetch(
+            "INSERT INTO bonus_rates (effective_from, per_new_member_fen, per_1000_points_fen,"
+            " completion_gate_bp, updated_at) VALUES ({}, {}, {}, {}, {})"
+            " ON CONFLICT (effective_from) DO UPDATE SET"
+            " per_new_member_fen = excluded.per_new_member_fen,"
+            " per_1000_points_fen = excluded.per_1000_points_fen,"
+            " completion_gate_bp = excluded.completion_gate_bp, updated_at = excluded.updated_at",
+            rates.effective_from,
+            rates.per_new_member_fen,
+            rates.per_1000_points_fen,
+            rates.completion_gate_bp,
+            clock.now(),
+        )
+
+    await in_write_transaction(work)
+    return await rates_for(rates.effective_from)
+
+
+async def month_has_ended(month: str) -> bool:
+    """True once the month is over in every store's time zone."""
+    last = month_of(parse_period(month).first).last
+    zones = await timezones_in_use()
+    return all(clock.today(clock.zone(z)) > last for z in zones or [clock.DEFAULT_TIMEZONE])

@@ -1,0 +1,501 @@
+"""The members domain's read side: what other domains and the pages may ask of it.
+
+Python callers get functions. Set-based statements elsewhere (the daily run, league
+tables, the list) join the relations published here instead of naming members'
+tables: each is a subquery with the columns this domain commits to, which both
+databases inline into the caller's plan.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import Any
+
+import msgspec
+
+from core import clock
+from core.db import fetch, in_list, is_postgres
+from core.errors import NotFound
+from core.money import fen_to_yuan
+from core.periods import add_months
+from members.babies import baby_out
+from members.phones import mask_phone, phone_or_error
+from members.schemas import (
+    BabyOut,
+    LedgerEntry,
+    MemberProfile,
+    PosMemberOut,
+    PurchaseLineView,
+    PurchaseView,
+)
+from members.tables import Baby
+
+# --- published relations ------------------------------------------------------
+
+# Every member with what the playbook needs: their home store and its zone and
+# region, whether they may be contacted, their latest purchase and formula stage,
+# and ``owner``: the owning advisor if still active at the home store, else NULL.
+MEMBERS = (
+    "(SELECT m.id, m.name, m.phone, m.home_store, s.code AS store_code, s.region,"
+    " s.timezone, m.do_not_contact, m.points_balance, m.joined_on, m.recruited_by,"
+    " m.last_purchased_at, m.last_purchase_on, m.last_formula_stage,"
+    " CASE WHEN a.active AND a.store = m.home_store THEN a.id END AS owner"
+    " FROM member m JOIN store s ON s.id = m.home_store"
+    " LEFT JOIN advisor a ON a.id = m.owning_advisor)"
+)
+# Babies with their member's id: joined to MEMBERS by ``member``.
+BABIES = "(SELECT b.id, b.member, b.name, b.birth_date, b.due_date FROM baby b)"
+# Every advisor with the store they work at now.
+ADVISORS = (
+    "(SELECT a.id, a.code, a.name, a.active, a.store, s.code AS store_code,"
+    " s.name AS store_name, s.region, s.timezone FROM advisor a JOIN store s ON s.id = a.store)"
+)
+STORES = "(SELECT s.id, s.code, s.name, s.region, s.timezone FROM store s)"
+# Purchases as the insights and dashboards read them (amounts in fen).
+PURCHASES = (
+    "(SELECT p.id, p.store, p.member, p.advisor, p.purchased_at, p.purchased_on,"
+    " p.total_fen, p.points_earned FROM purchase p)"
+)
+
+
+def babies_json(member: str) -> str:
+    """The babies of the member whose id is the SQL expression ``member``, as one
+    JSON array column (``id``, ``name``, ``birth_date``, ``due_date``), so a list of
+    members stays one query. ``babies_from_json`` reads it back."""
+    if is_postgres():
+        return (
+            "(SELECT json_agg(json_build_object('id', b.id, 'name', b.name, 'birth_date',"
+            f" b.birth_date, 'due_date', b.due_date) ORDER BY b.id) FROM baby b"
+            f" WHERE b.member = {member})"
+        )
+    return (
+        "(SELECT json_group_array(json_object('id', b.id, 'name', b.name, 'birth_date',"
+        " b.birth_date, 'due_date', b.due_date)) FROM (SELECT * FROM baby"
+        f" WHERE member = {member} ORDER BY id) b)"
+    )
+
+
+def babies_from_json(raw: str | None, day: date) -> list[BabyOut]:
+    return [
+        baby_out(
+            b["id"],
+            b["name"],
+            date.fromisoformat(b["birth_date"]) if b["birth_date"] else None,
+            date.fromisoformat(b["due_date"]) if b["due_date"] else None,
+            day,
+        )
+        for b in msgspec.json.decode(raw or "[]")
+    ]
+
+
+# --- stores and zones ------------------------------------------------------------
+
+
+async def timezones_in_use() -> list[str]:
+    """The time zones that have stores: each has its own midnight and 08:30."""
+    return [r["timezone"] for r in await fetch("SELECT DISTINCT timezone FROM store")]
+
+
+async def store_todays(store_ids: Iterable[int]) -> dict[int, date]:
+    """Each store's own today."""
+    cond, args = in_list(sorted(set(store_ids)), "int")
+    rows = await fetch(f"SELECT id, timezone FROM store WHERE id {cond}", *args)
+    return {r["id"]: clock.today(clock.zone(r["timezone"])) for r in rows}
+
+
+async def store_ids_in_zone(timezone: str) -> list[int]:
+    return [r["id"] for r in await fetch("SELECT id FROM store WHERE timezone = {}", timezone)]
+
+
+async def unknown_store_codes(codes: Sequence[str]) -> list[str]:
+    if not codes:
+        return []
+    cond, args = in_list(list(codes), "text")
+    known = {r["code"] for r in await fetch(f"SELECT code FROM store WHERE code {cond}", *args)}
+    return sorted(set(codes) - known)
+
+
+async def store_card(code: str) -> dict[str, Any] | None:
+    """id, code, name, region and time zone of a store, by code."""
+    rows = await fetch("SELECT id, code, name, region, timezone FROM store WHERE code = {}", code)
+    return rows[0] if rows else None
+
+
+async def store_cards(ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    if not ids:
+        return {}
+    cond, args = in_list(sorted(set(ids)), "int")
+    rows = await fetch(
+        f"SELECT id, code AS store_code, name AS store_name, region FROM store WHERE id {cond}",
+        *args,
+    )
+    return {int(row["id"]): row for row in rows}
+
+
+async def first_store_code() -> str | None:
+    rows = await fetch("SELECT code FROM store ORDER BY code LIMIT 1")
+    return rows[0]["code"] if rows else None
+
+
+async def regions_of(store_ids: Iterable[int]) -> frozenset[str]:
+    ids = sorted(set(store_ids))
+    if not ids:
+        return frozenset()
+    cond, args = in_list(ids, "int")
+    rows = await fetch(f"SELECT DISTINCT region FROM store WHERE id {cond}", *args)
+    return frozenset(row["region"] for row in rows)
+
+
+async def stores_by_members(region: str | None, store_id: int | None) -> list[tuple[int, str]]:
+    """The stores of a scope (a region, one store, or all) with their code, the
+    largest membership first (ties in registration order): how PK contests pair
+    similar stores."""
+    where, args = "", list[Any]()
+    if region is not None:
+        where, args = " WHERE s.region = {}", [region]
+    elif store_id is not None:
+        where, args = " WHERE s.id = {}", [store_id]
+    rows = await fetch(
+        "SELECT s.id, s.code, COALESCE(m.n, 0) AS n FROM store s LEFT JOIN"
+        " (SELECT home_store, COUNT(*) AS n FROM member GROUP BY home_store) m"
+        f" ON m.home_store = s.id{where} ORDER BY n DESC, s.id",
+        *args,
+    )
+    return [(int(r["id"]), r["code"]) for r in rows]
+
+
+async def store_ids_by_code(codes: Sequence[str]) -> dict[str, int]:
+    if not codes:
+        return {}
+    cond, args = in_list(sorted(set(codes)), "text")
+    rows = await fetch(f"SELECT id, code FROM store WHERE code {cond}", *args)
+    return {r["code"]: int(r["id"]) for r in rows}
+
+
+# --- advisors --------------------------------------------------------------------
+
+
+async def advisor_cards(ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """code, name, active, store (id, code, name), region and zone of advisors."""
+    if not ids:
+        return {}
+    cond, args = in_list(sorted(set(ids)), "int")
+    rows = await fetch(
+        "SELECT a.id, a.code, a.name, a.active, a.store AS store_id, s.code AS store_code,"
+        " s.name AS store_name, s.region, s.timezone FROM advisor a"
+        f" JOIN store s ON s.id = a.store WHERE a.id {cond}",
+        *args,
+    )
+    return {int(row["id"]): row for row in rows}
+
+
+async def advisor_id_by_code(code: str) -> int | None:
+    rows = await fetch("SELECT id FROM advisor WHERE code = {}", code)
+    return int(rows[0]["id"]) if rows else None
+
+
+async def advisor_ids_of_store(store_id: int) -> list[int]:
+    rows = await fetch("SELECT id FROM advisor WHERE store = {} ORDER BY code", store_id)
+    return [int(r["id"]) for r in rows]
+
+
+async def all_advisor_ids() -> list[int]:
+    return [int(r["id"]) for r in await fetch("SELECT id FROM advisor ORDER BY id")]
+
+
+async def advisor_zones(advisor_ids: Sequence[int]) -> dict[int, str]:
+    """The time zone each advisor's store keeps."""
+    if not advisor_ids:
+        return {}
+    cond, args = in_list(sorted(set(advisor_ids)), "int")
+    rows = await fetch(
+        f"SELECT a.id, s.timezone FROM advisor a JOIN store s ON s.id = a.store WHERE a.id {cond}",
+        *args,
+    )
+    return {int(r["id"]): r["timezone"] for r in rows}
+
+
+# --- members ---------------------------------------------------------------------
+
+
+async def member_for_till(phone_text: str) -> PosMemberOut:
+    phone = phone_or_error(phone_text, "phone")
+    rows = await fetch(
+        "SELECT m.id, m.name, m.points_balance, s.code AS home_store, a.code AS owning_advisor,"
+        " s.timezone FROM member m JOIN store s ON s.id = m.home_store"
+        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.phone = {}",
+        phone,
+    )
+    if not rows:
+        raise NotFound("no member with this phone")
+    row = rows[0]
+    today = clock.today(clock.zone(row["timezone"]))
+    return PosMemberOut(
+        member_id=row["id"],
+        name=row["name"],
+        points_balance=row["points_balance"],
+        babies=(await babies_of_members([row["id"]], today)).get(row["id"], []),
+        home_store=row["home_store"],
+        owning_advisor=row["owning_advisor"],
+    )
+
+
+async def babies_of_members(member_ids: Sequence[int], today: date) -> dict[int, list[BabyOut]]:
+    """Babies of many members at once, with their age in months and formula stage."""
+    if not member_ids:
+        return {}
+    rows = await Baby.select().where(Baby.member.is_in(list(member_ids))).order_by(Baby.id)
+    out: dict[int, list[BabyOut]] = defaultdict(list)
+    for b in rows:
+        out[b["member"]].append(baby_out(b["id"], b["name"], b["birth_date"], b["due_date"], today))
+    return out
+
+
+async def category_history(member_ids: list[int]) -> dict[tuple[int, str, date], tuple[int, int]]:
+    """Per member, category and day: units bought and the label's total days of
+    supply, for categories whose products have one (the run-out estimate's input)."""
+    cond, args = in_list(member_ids, "bigint")
+    rows = await fetch(
+        "SELECT p.member, pr.category, p.purchased_on, SUM(l.quantity) AS units,"
+        " SUM(l.quantity * pr.days_of_supply) AS label_days"
+        " FROM purchase p JOIN purchase_line l ON l.purchase = p.id"
+        " JOIN product pr ON pr.id = l.product"
+        f" WHERE p.member {cond} AND pr.days_of_supply IS NOT NULL"
+        " GROUP BY p.member, pr.category, p.purchased_on",
+        *args,
+    )
+    return {
+        (r["member"], r["category"], clock.as_date(r["purchased_on"])): (
+            int(r["units"]),
+            int(r["label_days"]),
+        )
+        for r in rows
+    }
+
+
+async def purchases_between(
+    member_id: int, start: datetime, end: datetime
+) -> list[tuple[int, int]]:
+    """(id, total in fen) of the member's purchases in [start, end), oldest first."""
+    rows = await fetch(
+        "SELECT id, total_fen FROM purchase WHERE member = {}"
+        " AND purchased_at >= {} AND purchased_at < {} ORDER BY purchased_at, id",
+        member_id,
+        start,
+        end,
+    )
+    return [(int(r["id"]), int(r["total_fen"])) for r in rows]
+
+
+REPEAT_WINDOW_DAYS = 90
+
+
+async def member_profile(
+    store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
+) -> MemberProfile:
+    """The member at a glance, for people of the member's home store (``store_ids``;
+    None: any store). Another store's member is not found."""
+    members = await fetch(
+        "SELECT m.id, m.name, m.phone, m.home_store, m.joined_on, m.do_not_contact,"
+        " m.wrong_number_at, m.points_balance, s.code AS store_code, s.timezone,"
+        " a.code AS advisor_code FROM member m JOIN store s ON s.id = m.home_store"
+        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.id = {}",
+        member_id,
+    )
+    if not members or (store_ids is not None and members[0]["home_store"] not in store_ids):
+        raise NotFound(f"no member {member_id} at your store")
+    m = members[0]
+    today = clock.today(clock.zone(m["timezone"]))
+    purchases, total = await _purchase_page(member_id, offset, limit)
+    return MemberProfile(
+        member_id=m["id"],
+        name=m["name"],
+        phone=m["phone"],
+        home_store_id=m["home_store"],
+        home_store=m["store_code"],
+        timezone=m["timezone"],
+        owning_advisor=m["advisor_code"],
+        joined_on=clock.as_date(m["joined_on"]),
+        do_not_contact=bool(m["do_not_contact"]),
+        wrong_number_reported=m["wrong_number_at"] is not None,
+        babies=(await babies_of_members([member_id], today)).get(member_id, []),
+        points_balance=m["points_balance"],
+        ledger=await _ledger_tail(member_id),
+        purchases=purchases,
+        purchases_total=total,
+        repeat_within_90_days=await _latest_is_repeat(member_id),
+    )
+
+
+async def _ledger_tail(member_id: int) -> list[LedgerEntry]:
+    rows = await fetch(
+        "SELECT l.kind, l.points, l.occurred_at, s.code FROM points_ledger l"
+        " JOIN store s ON s.id = l.store WHERE l.member = {} ORDER BY l.id DESC LIMIT 10",
+        member_id,
+    )
+    return [LedgerEntry(r["kind"], r["points"], r["occurred_at"], r["code"]) for r in rows]
+
+
+async def _purchase_page(member_id: int, offset: int, limit: int) -> tuple[list[PurchaseView], int]:
+    purchases = await fetch(
+        "SELECT p.id, p.receipt_id, p.purchased_at, p.total_fen, p.points_earned, s.code"
+        " FROM purchase p JOIN store s ON s.id = p.store WHERE p.member = {}"
+        " ORDER BY p.purchased_at DESC, p.id DESC LIMIT {} OFFSET {}",
+        member_id,
+        limit,
+        offset,
+    )
+    counted = await fetch("SELECT COUNT(*) AS n FROM purchase WHERE member = {}", member_id)
+    lines: dict[int, list[PurchaseLineView]] = {}
+    if purchases:
+        cond, args = in_list([p["id"] for p in purchases], "bigint")
+        for line in await fetch(
+            "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
+            f" JOIN product pr ON pr.id = l.product WHERE l.purchase {cond} ORDER BY l.line_no",
+            *args,
+        ):
+            lines.setdefault(line["purchase"], []).append(
+                PurchaseLineView(
+                    line["sku"],
+                    line["name"],
+                    line["quantity"],
+                    str(fen_to_yuan(line["amount_fen"])),
+                )
+            )
+    views = [
+        PurchaseView(
+            purchase_id=p["id"],
+            receipt_id=p["receipt_id"],
+            store_code=p["code"],
+            purchased_at=p["purchased_at"],
+            total=str(fen_to_yuan(p["total_fen"])),
+            points_earned=p["points_earned"],
+            lines=lines.get(p["id"], []),
+        )
+        for p in purchases
+    ]
+    return views, int(counted[0]["n"])
+
+
+async def _latest_is_repeat(member_id: int) -> bool:
+    """RN3's flag: the latest purchase came within 90 days of the one before it."""
+    latest_two = await fetch(
+        "SELECT purchased_on FROM purchase WHERE member = {} ORDER BY purchased_at DESC LIMIT 2",
+        member_id,
+    )
+    if len(latest_two) < 2:
+        return False
+    gap = clock.as_date(latest_two[0]["purchased_on"]) - clock.as_date(
+        latest_two[1]["purchased_on"]
+    )
+    return gap.days <= REPEAT_WINDOW_DAYS
+
+
+# --- a store's figures -------------------------------------------------------------
+
+
+def days_between(later: str, earlier: str) -> str:
+    """Whole days from one date expression to another, on either database."""
+    if is_postgres():
+        return f"({later} - {earlier})"
+    return f"(julianday({later}) - julianday({earlier}))"
+
+
+async def new_members_by_recruiter(store_id: int, first: date, last: date) -> dict[Any, int]:
+    rows = await fetch(
+        "SELECT recruited_by AS who, COUNT(*) AS n FROM member WHERE home_store = {}"
+        " AND joined_on BETWEEN {} AND {} GROUP BY recruited_by",
+        store_id,
+        first,
+        last,
+    )
+    return {row["who"]: int(row["n"]) for row in rows}
+
+
+async def sales_by_advisor(store_id: int, first: date, last: date) -> dict[Any, dict[str, int]]:
+    """Per credited advisor: points, revenue and the revenue of repeat purchases made
+    within 90 days of the member's previous purchase anywhere (RN3's numerator), in
+    one pass with LAG over the members' purchases."""
+    gap = days_between("p.purchased_on", "p.previous_on")
+    rows = await fetch(
+        "SELECT p.advisor AS who, SUM(p.points_earned) AS points, SUM(p.total_fen) AS revenue,"
+        f" SUM(CASE WHEN p.previous_on IS NOT NULL AND {gap} <= {REPEAT_WINDOW_DAYS}"
+        " THEN p.total_fen ELSE 0 END) AS repeat_fen FROM (SELECT id, advisor, store,"
+        " purchased_on, points_earned, total_fen, LAG(purchased_on) OVER (PARTITION BY member"
+        " ORDER BY purchased_at, id) AS previous_on FROM purchase WHERE member IN"
+        " (SELECT member FROM purchase WHERE store = {} AND purchased_on BETWEEN {} AND {})) p"
+        " WHERE p.store = {} AND p.purchased_on BETWEEN {} AND {} GROUP BY p.advisor",
+        store_id,
+        first,
+        last,
+        store_id,
+        first,
+        last,
+    )
+    return {
+        row["who"]: {
+            "points": int(row["points"] or 0),
+            "revenue_fen": int(row["revenue"] or 0),
+            "repeat_fen": int(row["repeat_fen"] or 0),
+        }
+        for row in rows
+    }
+
+
+async def wrong_numbers(store_id: int) -> list[dict[str, Any]]:
+    """Members whose phone an advisor found wrong, masked, oldest report first."""
+    rows = await fetch(
+        "SELECT id, name, phone, wrong_number_at FROM member WHERE home_store = {}"
+        " AND wrong_number_at IS NOT NULL ORDER BY wrong_number_at",
+        store_id,
+    )
+    return [{**r, "phone": mask_phone(r["phone"])} for r in rows]
+
+
+async def is_demo_chain(hq_phone: str) -> bool:
+    """Whether the demo chain's HQ login exists (the sign-in page then lists logins)."""
+    return bool(await fetch("SELECT 1 FROM user_account WHERE phone = {}", hq_phone))
+
+
+def segment_conditions(segment: dict[str, Any], day: date, m: str = "m") -> tuple[str, list[Any]]:
+    """SQL conditions (each starting `` AND``) and their arguments that keep the rows
+    of ``MEMBERS`` aliased ``m`` inside a campaign's segment on ``day``: a region,
+    stores, babies aged within months, the category of the latest purchase."""
+    filters: list[str] = []
+    args: list[Any] = []
+    if segment.get("region"):
+        filters.append(f"{m}.region = {{}}")
+        args.append(segment["region"])
+    if segment.get("store_codes"):
+        cond, more = in_list(segment["store_codes"], "text")
+        filters.append(f"{m}.store_code {cond}")
+        args += more
+    ages = segment.get("baby_age_months")
+    if ages:
+        youngest, oldest = ages
+        # Aged youngest..oldest whole months on the day: born after the day `oldest+1`
+        # months back and no later than `youngest` months back.
+        filters.append(
+            f"EXISTS (SELECT 1 FROM baby b WHERE b.member = {m}.id"
+            " AND b.birth_date > {} AND b.birth_date <= {})"
+        )
+        args += [add_months(day, -(oldest + 1)), add_months(day, -youngest)]
+    if segment.get("last_purchase_category"):
+        filters.append(
+            "EXISTS (SELECT 1 FROM purchase p JOIN purchase_line l ON l.purchase = p.id"
+            f" JOIN product pr ON pr.id = l.product WHERE p.member = {m}.id"
+            f" AND p.purchased_at = {m}.last_purchased_at AND pr.category = {{}})"
+        )
+        args.append(segment["last_purchase_category"])
+    return "".join(f" AND {f}" for f in filters), args
+
+
+async def visible_store(code: str, allowed: frozenset[int] | None) -> dict[str, Any]:
+    """A store by code, if the caller may see it (``allowed``: their stores; None:
+    every store). Another's store is not found, as an unknown code is."""
+    card = await store_card(code)
+    if card is None or (allowed is not None and card["id"] not in allowed):
+        raise NotFound(f"no store {code} of yours")
+    return card
