@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TEST_POSTGRES_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: run test lint install clean
+.PHONY: run test lint install clean screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 test: lint
 	TIANTIAN_TEST_DB=sqlite $(BIN)/pytest
 	TIANTIAN_TEST_DB=postgres TEST_POSTGRES_URL=$(TEST_POSTGRES_URL) $(BIN)/pytest
+
+# The README's screenshots, from the browser tests (on SQLite).
+screenshots: $(STAMP)
+	TIANTIAN_TEST_DB=sqlite TIANTIAN_SCREENSHOTS=refresh $(BIN)/pytest tests/test_browser.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

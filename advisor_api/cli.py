@@ -155,11 +155,10 @@ def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
 
 
 def cmd_push_digest(args: argparse.Namespace) -> None:
-    from core.db import in_write_transaction
     from notifications.services import queue_digests
 
     day = args.date or clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
-    made = _run(_with_pool(lambda: in_write_transaction(lambda: queue_digests(day, args.at))))
+    made = _run(_with_pool(lambda: queue_digests(day, args.at)))
     print(f"morning digests for {day} at {args.at:%H:%M} store time: {made} queued")
 
 

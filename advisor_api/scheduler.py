@@ -11,16 +11,13 @@ one scheduler always acts. The jobs are idempotent anyway.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
-import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from piccolo.engine.postgres import PostgresEngine
 
 from core import clock
-from core.db import engine, in_write_transaction
+from core.lease import Leadership
 from members.queries import timezones_in_use
 from notifications.dispatch import Dispatcher
 from notifications.services import DIGEST_AT, queue_digests
@@ -28,55 +25,8 @@ from tasks.daily import run_daily
 
 log = logging.getLogger("tiantian.scheduler")
 
-LEASE_KEY = 0x7469616E  # "tian": the advisory lock every Tiantian scheduler competes for
 DAILY_AT = {"hour": 0, "minute": 5}  # shortly after each zone's midnight
 DIGEST_CRON = {"hour": DIGEST_AT.hour, "minute": DIGEST_AT.minute}  # 08:30 store time
-
-
-class Leadership:
-    """Whether this process's scheduler is the one that acts."""
-
-    def __init__(self) -> None:
-        db = engine()
-        self._dsn: str | None = db.config.get("dsn") if isinstance(db, PostgresEngine) else None
-        self._conn: Any = None
-        self.leader = self._dsn is None
-
-    async def check(self) -> bool:
-        if self._dsn is None:
-            return True
-        try:
-            if self._conn is None or self._conn.is_closed():
-                self._conn = await asyncpg.connect(self._dsn)
-                self.leader = False
-            if not self.leader:
-                self.leader = bool(
-                    await self._conn.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_KEY)
-                )
-                if self.leader:
-                    log.info("this scheduler holds the lease and acts")
-            else:
-                # Still holding it? A connection the server dropped took the lock with
-                # it, and another scheduler may act by now.
-                held = await self._conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory'"
-                    " AND pid = pg_backend_pid() AND objid = $1::bigint::oid AND granted)",
-                    LEASE_KEY,
-                )
-                if not held:
-                    log.warning("this scheduler lost the lease: standing by")
-                    self.leader = False
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("scheduler lease unavailable: %s", exc)
-            self.leader = False
-            self._conn = None
-        return self.leader
-
-    async def release(self) -> None:
-        if self._conn is not None and not self._conn.is_closed():
-            await self._conn.close()
-        self._conn = None
-        self.leader = self._dsn is None
 
 
 class Scheduler:
@@ -140,7 +90,7 @@ class Scheduler:
         if not await self.leadership.check():
             return
         day = clock.today(clock.zone(zone))
-        made = await in_write_transaction(lambda: queue_digests(day, DIGEST_AT, [zone]))
+        made = await queue_digests(day, DIGEST_AT, [zone])
         log.info("morning digests for %s on %s: %s queued", zone, day, made)
 
     async def _push(self) -> None:

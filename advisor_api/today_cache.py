@@ -17,9 +17,8 @@ from datetime import date
 from typing import Any
 
 import asyncpg
-from piccolo.engine.postgres import PostgresEngine
 
-from core.db import engine
+from core.db import postgres_dsn
 
 log = logging.getLogger("tiantian.cache")
 CHANNEL = "tiantian_task_changes"
@@ -41,10 +40,10 @@ class TodayCache:
         return self._conn is not None and not self._conn.is_closed()
 
     async def start(self) -> None:
-        db = engine()
-        if self._ttl <= 0 or not isinstance(db, PostgresEngine):
+        dsn = postgres_dsn()
+        if self._ttl <= 0 or dsn is None:
             return
-        self._conn = await asyncpg.connect(db.config["dsn"])
+        self._conn = await asyncpg.connect(dsn)
         await self._conn.add_listener(CHANNEL, self._on_notify)
         self._conn.add_termination_listener(lambda _: self.clear())
 

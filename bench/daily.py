@@ -86,7 +86,13 @@ async def daily_part(url: str, day: date) -> None:
     from tasks.playbook import DEFAULT_RULES
 
     conn = await asyncpg.connect(url)
-    await conn.execute("TRUNCATE outcome, task_event, task RESTART IDENTITY")
+    # The score ledger references tasks, so the tasks go by DELETE (TRUNCATE would have
+    # to take the whole ledger with them, which bench/leaderboard.py reads); facts of
+    # tasks (none unless outcomes were recorded) go first.
+    await conn.execute("DELETE FROM score_fact WHERE task IS NOT NULL")
+    await conn.execute("DELETE FROM outcome")
+    await conn.execute("DELETE FROM task_event")
+    await conn.execute("DELETE FROM task")
     await conn.execute("VACUUM ANALYZE task")
     members = await conn.fetchval("SELECT COUNT(*) FROM member")
     print(f"daily run over {members:,} members for {day}")

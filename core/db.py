@@ -39,6 +39,13 @@ def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 
 
+def postgres_dsn() -> str | None:
+    """The PostgreSQL connection string, for a connection of one's own (a lease, a
+    listener); None on SQLite."""
+    db = engine()
+    return str(db.config["dsn"]) if isinstance(db, PostgresEngine) else None
+
+
 @asynccontextmanager
 async def write_transaction() -> AsyncIterator[None]:
     """A transaction for a business event.

@@ -10,54 +10,27 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from typing import Any
 
 import msgspec
 
 from core import clock
 from core.db import LostRace, fetch, in_list, in_write_transaction, is_postgres, param, rows_source
-from core.errors import Conflict, FieldError, InvalidInput, msgspec_field_error
+from core.errors import Conflict, InvalidInput
 from core.events import bus
-from core.money import request_hash, to_fen
 from members.events import BoughtLine, MemberJoined, PurchaseRecorded
-from members.phones import phone_or_error
 from members.points import PointsRule, book_earnings
-from members.schemas import PurchaseIn, PurchaseOut, ReceiptResult
-from members.stores import StoreRef, event_instant, store_advisors
-
-# A receipt's points, and so a balance, stay far inside a 32-bit integer.
-MAX_RECEIPT_POINTS = 10_000_000
-REUSED_RECEIPT = FieldError("receipt_id", "already used for a different receipt")
-
-
-@dataclass(frozen=True, slots=True)
-class ProductInfo:
-    id: int
-    points_eligible: bool
-    category: str
-    stage: int | None  # formula only
-    days_of_supply: int | None
-
-
-@dataclass(slots=True)
-class _Receipt:
-    position: int
-    receipt_id: str
-    phone: str
-    advisor_code: str | None
-    purchased_at: datetime
-    purchased_on: date
-    lines: list[tuple[str, int, int]]  # sku, quantity, amount in fen
-    hash: str
-    advisor_id: int | None = None
-    products: list[ProductInfo] = field(default_factory=list)
-    eligible_fen: int = 0
-    formula_stage: int | None = None  # the highest formula stage on the receipt
-
-    @property
-    def total_fen(self) -> int:
-        return sum(fen for _, _, fen in self.lines)
+from members.receipts import (
+    REUSED_RECEIPT,
+    Receipt,
+    answer,
+    rejected,
+    resolve,
+    reused_receipt,
+    split_repeats,
+)
+from members.schemas import PurchaseOut, ReceiptResult
+from members.stores import StoreRef
 
 
 @dataclass(slots=True)
@@ -65,158 +38,18 @@ class _Batch:
     """The receipts being written and what the steps learn about them."""
 
     store: StoreRef
-    receipts: list[_Receipt]
+    receipts: list[Receipt]
     points: dict[str, int]
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
-    first_receipt: dict[str, _Receipt] = field(default_factory=dict)
+    first_receipt: dict[str, Receipt] = field(default_factory=dict)
     purchase_ids: dict[str, int] = field(default_factory=dict)
 
-    def member_id(self, r: _Receipt) -> int:
+    def member_id(self, r: Receipt) -> int:
         return int(self.members[r.phone]["id"])
 
-    def credited(self, r: _Receipt) -> int | None:
+    def credited(self, r: Receipt) -> int | None:
         owner: int | None = self.members[r.phone]["owning_advisor"]
         return r.advisor_id if r.advisor_id is not None else owner
-
-
-# --- checking receipts ---------------------------------------------------------
-
-
-def _prepare(store: StoreRef, raw: Any, position: int) -> _Receipt:
-    """Check one receipt on its own; raises InvalidInput naming the field."""
-    try:
-        data = (
-            raw if isinstance(raw, PurchaseIn) else msgspec.convert(raw, PurchaseIn, strict=False)
-        )
-    except msgspec.ValidationError as exc:
-        error = msgspec_field_error(exc)
-        raise InvalidInput(f"{error.field}: {error.message}", [error]) from None
-    phone = phone_or_error(data.member_phone, "member_phone")
-    purchased_at = event_instant(data.purchased_at, store, "purchased_at")
-    lines = [
-        (line.sku, line.quantity, to_fen(line.amount, f"lines[{i}].amount"))
-        for i, line in enumerate(data.lines)
-    ]
-    return _Receipt(
-        position=position,
-        receipt_id=data.receipt_id,
-        phone=phone,
-        advisor_code=data.advisor_code,
-        purchased_at=purchased_at,
-        purchased_on=clock.local_date(purchased_at, store.tz),
-        lines=lines,
-        hash=request_hash(
-            data.receipt_id, phone, data.advisor_code, purchased_at.isoformat(), lines
-        ),
-    )
-
-
-def _receipt_id_of(raw: Any) -> str:
-    if isinstance(raw, PurchaseIn):
-        return raw.receipt_id
-    value = raw.get("receipt_id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else ""
-
-
-def _rejected(receipt_id: str, error: InvalidInput | Conflict) -> ReceiptResult:
-    return ReceiptResult(
-        receipt_id=receipt_id, status="rejected", error=error.detail, errors=error.errors or None
-    )
-
-
-def _reused_receipt(receipt_id: str) -> Conflict:
-    return Conflict(
-        f"receipt_id {receipt_id} was already used for a different receipt", [REUSED_RECEIPT]
-    )
-
-
-async def products_by_sku(skus: set[str]) -> dict[str, ProductInfo]:
-    if not skus:
-        return {}
-    cond, args = in_list(sorted(skus), "text")
-    rows = await fetch(
-        "SELECT id, sku, points_eligible, category, stage, days_of_supply FROM product"
-        f" WHERE sku {cond}",
-        *args,
-    )
-    return {
-        r["sku"]: ProductInfo(
-            id=r["id"],
-            points_eligible=bool(r["points_eligible"]),
-            category=r["category"],
-            stage=r["stage"] if r["category"] == "formula" else None,
-            days_of_supply=r["days_of_supply"],
-        )
-        for r in rows
-    }
-
-
-def _answer(row: dict[str, Any], status: str) -> ReceiptResult:
-    return ReceiptResult(
-        receipt_id=row["receipt_id"],
-        status="created" if status == "created" else "duplicate",
-        purchase_id=row["id"],
-        points_earned=row["points_earned"],
-        points_balance=row["points_balance_after"],
-    )
-
-
-def _split_repeats(
-    store: StoreRef, raws: Sequence[Any], results: list[ReceiptResult | None]
-) -> tuple[list[_Receipt], list[_Receipt], dict[str, _Receipt]]:
-    """The batch's receipts checked one by one: the first of each id, its exact
-    repeats inside the batch, and (in ``results``) the ones refused outright."""
-    accepted: list[_Receipt] = []
-    repeats: list[_Receipt] = []
-    first_by_id: dict[str, _Receipt] = {}
-    for position, raw in enumerate(raws):
-        try:
-            receipt = _prepare(store, raw, position)
-        except InvalidInput as exc:
-            results[position] = _rejected(_receipt_id_of(raw), exc)
-            continue
-        first = first_by_id.get(receipt.receipt_id)
-        if first is None:
-            first_by_id[receipt.receipt_id] = receipt
-            accepted.append(receipt)
-        elif first.hash != receipt.hash:
-            results[position] = _rejected(receipt.receipt_id, _reused_receipt(receipt.receipt_id))
-        else:
-            repeats.append(receipt)
-    return accepted, repeats, first_by_id
-
-
-async def _resolve(
-    store: StoreRef, accepted: list[_Receipt], rule: PointsRule, results: list[Any]
-) -> list[_Receipt]:
-    """Receipts whose SKUs and advisor are known, with their products, eligible spend
-    and highest formula stage; the rest are rejected in ``results``."""
-    products = await products_by_sku({sku for r in accepted for sku, _, _ in r.lines})
-    advisors = await store_advisors(store, {r.advisor_code for r in accepted if r.advisor_code})
-    valid: list[_Receipt] = []
-    for r in accepted:
-        unknown = [i for i, (sku, _, _) in enumerate(r.lines) if sku not in products]
-        advisor = advisors.get(r.advisor_code) if r.advisor_code else None
-        if unknown:
-            errs = [FieldError(f"lines[{i}].sku", f"unknown SKU {r.lines[i][0]}") for i in unknown]
-            results[r.position] = _rejected(r.receipt_id, InvalidInput(errs[0].message, errs))
-            continue
-        if isinstance(advisor, str):
-            results[r.position] = _rejected(r.receipt_id, InvalidInput.on("advisor_code", advisor))
-            continue
-        r.advisor_id = advisor
-        r.products = [products[sku] for sku, _, _ in r.lines]
-        r.eligible_fen = sum(
-            fen for (_, _, fen), p in zip(r.lines, r.products, strict=True) if p.points_eligible
-        )
-        if rule.points_for(r.eligible_fen) > MAX_RECEIPT_POINTS:
-            too_large = InvalidInput.on("lines", "the receipt is too large for one purchase")
-            results[r.position] = _rejected(r.receipt_id, too_large)
-            continue
-        stages = [p.stage for p in r.products if p.stage is not None]
-        r.formula_stage = max(stages) if stages else None
-        valid.append(r)
-    return valid
 
 
 async def ingest_purchases(
@@ -224,8 +57,8 @@ async def ingest_purchases(
 ) -> list[ReceiptResult]:
     """Record up to a batch of receipts for one store in one transaction."""
     results: list[ReceiptResult | None] = [None] * len(raws)
-    accepted, repeats, first_by_id = _split_repeats(store, raws, results)
-    valid = await _resolve(store, accepted, rule, results)
+    accepted, repeats, first_by_id = split_repeats(store, raws, results)
+    valid = await resolve(store, accepted, rule, results)
     if valid:
         answers = await in_write_transaction(lambda: _record(store, valid, rule))
         for r in valid:
@@ -262,7 +95,7 @@ async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[
 
 
 async def _record(
-    store: StoreRef, receipts: list[_Receipt], rule: PointsRule
+    store: StoreRef, receipts: list[Receipt], rule: PointsRule
 ) -> dict[str, ReceiptResult]:
     """1. replays answered; 2. new members joined; 3. balances and the member's latest
     purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told."""
@@ -278,7 +111,7 @@ async def _record(
     joined = await _join_new_members(batch)
     balance_after = _balances_after(batch, await _update_members(batch))
     for row in await _claim_receipts(batch, balance_after):
-        answers[row["receipt_id"]] = _answer(row, "created")
+        answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
     await book_earnings(
         store.id,
@@ -299,8 +132,8 @@ async def _record(
 
 
 async def _replays(
-    store: StoreRef, receipts: list[_Receipt]
-) -> tuple[dict[str, ReceiptResult], list[_Receipt]]:
+    store: StoreRef, receipts: list[Receipt]
+) -> tuple[dict[str, ReceiptResult], list[Receipt]]:
     """Receipts this store already sent get the first answer, or a conflict."""
     answers: dict[str, ReceiptResult] = {}
     cond, args = in_list([r.receipt_id for r in receipts], "text")
@@ -313,15 +146,15 @@ async def _replays(
             *args,
         )
     }
-    new: list[_Receipt] = []
+    new: list[Receipt] = []
     for r in receipts:
         row = existing.get(r.receipt_id)
         if row is None:
             new.append(r)
         elif row["request_hash"] == r.hash:
-            answers[r.receipt_id] = _answer(row, "duplicate")
+            answers[r.receipt_id] = answer(row, "duplicate")
         else:
-            answers[r.receipt_id] = _rejected(r.receipt_id, _reused_receipt(r.receipt_id))
+            answers[r.receipt_id] = rejected(r.receipt_id, reused_receipt(r.receipt_id))
     return answers, new
 
 
@@ -375,8 +208,8 @@ async def _update_members(batch: _Batch) -> dict[int, int]:
     member of the batch (the daily run reads the last two, never purchases). Returns
     each member's balance after the batch."""
     delta: dict[int, int] = defaultdict(int)
-    latest: dict[int, _Receipt] = {}
-    latest_formula: dict[int, _Receipt] = {}
+    latest: dict[int, Receipt] = {}
+    latest_formula: dict[int, Receipt] = {}
     for r in batch.receipts:
         mid = batch.member_id(r)
         delta[mid] += batch.points[r.receipt_id]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 from core import clock
-from core.db import fetch, param, rows_source
+from core.db import fetch, in_write_transaction, param, rows_source
 from core.errors import InvalidInput
 from incentives.events import MonthClosed
 from incentives.queries import national_ranks
@@ -167,6 +168,10 @@ async def on_tasks_assigned(tasks: list[TaskAssigned]) -> None:
 async def queue_digests(day: date, at: time = DIGEST_AT, timezones: list[str] | None = None) -> int:
     """The morning digest for ``day`` at ``at`` store time, for every advisor with open
     tasks that day, in one statement per time zone. Returns how many were queued."""
+    return await in_write_transaction(partial(_queue_digests, day, at, timezones))
+
+
+async def _queue_digests(day: date, at: time, timezones: list[str] | None) -> int:
     if timezones is None:
         timezones = await timezones_in_use()
     made = 0

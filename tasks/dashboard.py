@@ -24,6 +24,7 @@ from core import clock
 from core.db import fetch
 from core.money import share, yuan_text
 from core.periods import Period, month_of
+from members import figures as member_figures
 from members import queries as members
 from tasks.queries import completion
 
@@ -88,7 +89,7 @@ async def store_dashboard(
         advisors=lines,
         wrong_numbers=[
             WrongNumber(r["id"], r["name"], r["phone"], r["wrong_number_at"])
-            for r in await members.wrong_numbers(store["id"])
+            for r in await member_figures.wrong_numbers(store["id"])
         ],
     )
 
@@ -120,9 +121,9 @@ async def _figures(store: int, first: date, last: date) -> Figures:
     ):
         figures[row["who"]]["conversions"] += int(row["n"])
         figures[row["who"]]["converted_fen"] += int(row["fen"] or 0)
-    for who, n in (await members.new_members_by_recruiter(store, first, last)).items():
+    for who, n in (await member_figures.new_members_by_recruiter(store, first, last)).items():
         figures[who]["new_members"] += n
-    for who, sales in (await members.sales_by_advisor(store, first, last)).items():
+    for who, sales in (await member_figures.sales_by_advisor(store, first, last)).items():
         for key, value in sales.items():
             figures[who][key] += value
     return figures

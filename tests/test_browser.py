@@ -1,5 +1,7 @@
 """The pages in a real headless Chromium (Debian's, driven by Playwright), against a
-real server on this test run's database. Screenshots land in docs/screenshots/."""
+real server on this test run's database. Screenshots land in a temporary folder, or
+in docs/screenshots/ with ``TIANTIAN_SCREENSHOTS=refresh`` (``make screenshots``),
+so that ``make test`` leaves the checkout as it found it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -22,7 +25,11 @@ from tests.conftest import DATABASE_URL, PASSWORD, TEST_NOW, make_shop, receipt,
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REPO = Path(__file__).resolve().parent.parent
-SHOTS = REPO / "docs" / "screenshots"
+SHOTS = (
+    REPO / "docs" / "screenshots"
+    if os.environ.get("TIANTIAN_SCREENSHOTS") == "refresh"
+    else Path(tempfile.mkdtemp(prefix="tiantian-shots-"))
+)
 SIZES = {"phone": (390, 844), "laptop": (1280, 800)}
 
 pytestmark = pytest.mark.skipif(

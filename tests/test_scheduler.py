@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from advisor_api.scheduler import Leadership, Scheduler
+from advisor_api.scheduler import Scheduler
+from core.lease import Leadership
 from tests.conftest import BACKEND
 from tests.test_cli import tiantian
 

@@ -1,4 +1,5 @@
-"""Edges found in review: each once a wrong answer or a 500."""
+"""Receipts and requests at the edges: full-width digits, two purchases a day, late
+receipts, a year's stock-up, a receipt worth too many points, numbers out of range."""
 
 from __future__ import annotations
 

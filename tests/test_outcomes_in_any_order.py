@@ -1,5 +1,5 @@
 """Outcomes arriving in any order, late, twice at once or from a phone with a bad
-clock: each ends as the calls themselves would have it. (Found by review.)"""
+clock: each ends as the calls themselves would have it."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ async def setup(client: Client, shop: Shop) -> tuple[dict[str, str], str, list[i
     return who, phone, tasks
 
 
-async def test_dnc_replay_order_reached_before(client: Client, shop: Shop) -> None:
+async def test_a_reached_call_then_do_not_contact_ends_alike_in_either_order(
+    client: Client, shop: Shop
+) -> None:
     """T2 reached 09:00, T1 do_not_contact 10:00: live vs reversed."""
     finals = []
     for reverse in (False, True):
@@ -52,7 +54,9 @@ async def test_dnc_replay_order_reached_before(client: Client, shop: Shop) -> No
     assert finals[0] == finals[1]
 
 
-async def test_two_dnc_replay_order(client: Client, shop: Shop) -> None:
+async def test_two_do_not_contact_calls_end_alike_in_either_order(
+    client: Client, shop: Shop
+) -> None:
     finals = []
     for reverse in (False, True):
         who, phone, tasks = await setup(client, await make_shop())
@@ -66,7 +70,7 @@ async def test_two_dnc_replay_order(client: Client, shop: Shop) -> None:
     assert finals[0] == finals[1]
 
 
-async def test_offline_conversion(
+async def test_a_reached_call_synced_after_the_purchase_still_converts(
     client: Client, monkeypatch: pytest.MonkeyPatch, products: None
 ) -> None:
     res = []
@@ -86,7 +90,9 @@ async def test_offline_conversion(
     assert res[0] == res[1]
 
 
-async def test_concurrent_identical_outcome(client: Client, shop: Shop) -> None:
+async def test_the_same_outcome_sent_twice_at_once_is_recorded_once(
+    client: Client, shop: Shop
+) -> None:
     codes = []
     for _ in range(10):
         who, _phone, tasks = await setup(client, await make_shop())
@@ -168,7 +174,9 @@ async def test_a_do_not_contact_sent_late_undoes_a_later_conversion(
     assert out[0] == out[1]
 
 
-async def test_year_one_in_negative_offset_store(client: Client, products: None) -> None:
+async def test_year_one_in_a_store_west_of_utc_is_a_client_error(
+    client: Client, products: None
+) -> None:
     s = await make_shop(timezone="America/Los_Angeles")
     who, _phone, tasks = await setup(client, s)
     r = await post_outcome(client, who, tasks[0], outcome("reached", at="0001-01-01T00:00:00Z"))
@@ -195,7 +203,7 @@ async def test_a_reset_phone_clock_cannot_rewrite_history(
     assert rows[0]["status"] == "done"
 
 
-async def test_callback_made_already_lapsed(
+async def test_a_callback_whose_day_has_passed_is_not_made(
     client: Client, products: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = await make_shop()
