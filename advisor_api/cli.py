@@ -1,4 +1,4 @@
-"""``tiantian``: the command line of api.md."""
+"""``tiantian``: the command line of docs/contract.md."""
 
 from __future__ import annotations
 

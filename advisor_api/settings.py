@@ -1,4 +1,4 @@
-"""Settings from the environment (api.md names them)."""
+"""Settings from the environment (docs/contract.md names them)."""
 
 from __future__ import annotations
 

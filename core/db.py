@@ -219,3 +219,18 @@ async def database_answers() -> bool:
     except Exception:  # any failure to reach the database is the answer itself
         return False
     return True
+
+
+async def rows_by(
+    key: str, sql: str, ids: Sequence[Any], pg_type: str = "bigint"
+) -> dict[Any, list[Row]]:
+    """The rows of ``sql`` for ``ids``, grouped by their ``key`` column: the children
+    of a page of parents in one query. ``{ids}`` in ``sql`` stands where the ids are
+    matched: ``"… WHERE l.purchase {ids} ORDER BY l.line_no"``."""
+    grouped: dict[Any, list[Row]] = {}
+    if not ids:
+        return grouped
+    cond, args = in_list(list(ids), pg_type)
+    for row in await fetch(sql.replace("{ids}", cond), *args):
+        grouped.setdefault(row[key], []).append(row)
+    return grouped

@@ -18,6 +18,7 @@ from incentives.queries import (
     ADVISORS,
     STORES,
     Ranked,
+    Scope,
     Viewer,
     advisor_cards,
     completion_of,
@@ -44,6 +45,7 @@ from incentives.schemas import (
     PkRecord,
     PkSide,
     Standings,
+    StatementFigures,
     StatementLineOut,
     StoreEntry,
     StoreTable,
@@ -60,17 +62,11 @@ async def _advisor_entries(viewer: Viewer, lines: list[Ranked]) -> list[AdvisorE
         card = cards[line.id]
         entries.append(
             AdvisorEntry(
-                rank=line.rank,
+                **_ranking(line),
                 advisor_id=line.id,
                 advisor_code=card["code"],
                 advisor_name=shown_name(viewer, card["name"], card["region"], card["store_code"]),
                 store_code=card["store_code"],
-                score=score_text(line.score),
-                new_members=line.new_members,
-                points=line.points,
-                tasks_done=line.tasks_done,
-                tasks_converted=line.tasks_converted,
-                rank_change=line.rank_change,
             )
         )
     return entries
@@ -80,21 +76,36 @@ async def _store_entries(lines: list[Ranked]) -> list[StoreEntry]:
     cards = await store_cards([line.id for line in lines])
     return [
         StoreEntry(
-            rank=line.rank,
+            **_ranking(line),
             store_id=line.id,
             store_code=cards[line.id]["store_code"],
             store_name=cards[line.id]["store_name"],
             region=cards[line.id]["region"],
-            score=score_text(line.score),
-            new_members=line.new_members,
-            points=line.points,
-            tasks_done=line.tasks_done,
-            tasks_converted=line.tasks_converted,
-            rank_change=line.rank_change,
             active_advisors=line.active_advisors,
         )
         for line in lines
     ]
+
+
+def _ranking(line: Ranked) -> dict[str, Any]:
+    return {
+        "rank": line.rank,
+        "score": score_text(line.score),
+        "new_members": line.new_members,
+        "points": line.points,
+        "tasks_done": line.tasks_done,
+        "tasks_converted": line.tasks_converted,
+        "rank_change": line.rank_change,
+    }
+
+
+def _heading(scope: Scope, period: Period) -> dict[str, Any]:
+    return {
+        "scope": scope.text,
+        "period": period.name,
+        "first_day": period.first,
+        "last_day": period.last,
+    }
 
 
 async def advisor_table(
@@ -107,10 +118,7 @@ async def advisor_table(
     both = await _advisor_entries(viewer, [*table.entries, *table.mine])
     entries, me = both[: len(table.entries)], both[len(table.entries) :]
     return AdvisorTable(
-        scope=scope.text,
-        period=period.name,
-        first_day=period.first,
-        last_day=period.last,
+        **_heading(scope, period),
         entries=entries,
         me=me[0] if me else None,
     )
@@ -127,10 +135,7 @@ async def store_table(
     both = await _store_entries([*table.entries, *table.mine])
     entries, mine = both[: len(table.entries)], both[len(table.entries) :]
     return StoreTable(
-        scope=scope.text,
-        period=period.name,
-        first_day=period.first,
-        last_day=period.last,
+        **_heading(scope, period),
         per_advisor=per_advisor,
         entries=entries,
         me=mine[0] if mine else None,
@@ -142,20 +147,10 @@ async def standings(principal: Principal, contest_id: int, limit: int) -> Standi
     contest = await contests.load_contest(contest_id)
     viewer = await viewer_of(principal)
     final = contests.is_final(contest)
-    common = Standings(
-        contest_id=contest.id,
-        name=contest.name,
-        kind=contest.kind,
-        subject=contest.subject,
-        scope=contest.scope,
-        starts_on=contest.starts_on,
-        ends_on=contest.ends_on,
-        final=final,
-        weights=contest.weights.shown(),
-    )
-    if contest.kind == "pk":
+    common = Standings(**msgspec.structs.asdict(contest.head), final=final)
+    if contest.head.kind == "pk":
         return await _pk_standings(contest, final, common)
-    if contest.subject == "advisor":
+    if contest.head.subject == "advisor":
         mine = [viewer.advisor_id] if viewer.advisor_id is not None else []
         top, own = await contests.league_standings(contest, ADVISORS, limit, mine)
         me = await _advisor_entries(viewer, [own[m] for m in mine if m in own])
@@ -276,18 +271,7 @@ def statement_out(statement: statements.Statement) -> BonusStatementOut:
         which = "" if line.original_date is None else f"&original_date={line.original_date}"
         lines.append(
             StatementLineOut(
-                advisor_code=line.advisor_code,
-                advisor_name=line.advisor_name,
-                store_code=line.store_code,
-                store_name=line.store_name,
-                line=line.line,  # type: ignore[arg-type]
-                original_date=line.original_date,
-                new_members=line.new_members,
-                points=line.points,
-                tasks_done=line.tasks_done,
-                tasks_converted=line.tasks_converted,
-                completion_rate=line.completion_rate,
-                gate_met=line.gate_met,
+                **{name: getattr(line, name) for name in StatementFigures.__struct_fields__},
                 new_member_bonus=fen_to_yuan(line.new_member_fen),
                 points_bonus=fen_to_yuan(line.points_fen),
                 amount=fen_to_yuan(line.amount_fen),
@@ -356,8 +340,8 @@ async def store_head_to_heads(store_id: int, day: date) -> list[dict[str, Any]]:
             mine, theirs = scores[store_id].score, scores[other].score
             found.append(
                 {
-                    "name": contest.name,
-                    "ends_on": contest.ends_on,
+                    "name": contest.head.name,
+                    "ends_on": contest.head.ends_on,
                     "mine": score_text(mine),
                     "theirs": score_text(theirs),
                     "lead": (mine > theirs) - (mine < theirs),

@@ -26,7 +26,7 @@ from core.errors import InvalidInput, NotFound
 from core.periods import FIRST_YEAR, LAST_YEAR, cover
 from incentives.queries import STORES, Ranked, Scope, Subject, parse_scope, rank_all
 from incentives.rules import Weights, load_weights
-from incentives.schemas import ContestIn, ContestOut, PairOut
+from incentives.schemas import ContestHead, ContestIn, ContestOut, PairOut
 from members import queries as members
 
 MAX_WINDOW_DAYS = 366
@@ -34,34 +34,20 @@ MAX_WINDOW_DAYS = 366
 
 @dataclass(frozen=True, slots=True)
 class Contest:
-    id: int
-    name: str
-    kind: str
-    subject: str
-    scope: str
-    starts_on: date
-    ends_on: date
+    head: ContestHead
     weights: Weights
-    pairs: list[tuple[int, int]]
+    pairs: list[tuple[int, int]]  # store ids
 
 
 async def create_contest(data: ContestIn) -> ContestOut:
     """A contest as HQ asked for it: its pairs by store code and the stores left out."""
     contest, unpaired = await _create(data)
     codes = await _codes([s for pair in contest.pairs for s in pair])
+    pk = contest.head.kind == "pk"
     return ContestOut(
-        contest_id=contest.id,
-        name=contest.name,
-        kind=contest.kind,
-        subject=contest.subject,
-        scope=contest.scope,
-        starts_on=contest.starts_on,
-        ends_on=contest.ends_on,
-        weights=contest.weights.shown(),
-        pairs=[PairOut(codes[a], codes[b]) for a, b in contest.pairs]
-        if contest.kind == "pk"
-        else None,
-        unpaired=unpaired if contest.kind == "pk" else None,
+        **msgspec.structs.asdict(contest.head),
+        pairs=[PairOut(codes[a], codes[b]) for a, b in contest.pairs] if pk else None,
+        unpaired=unpaired if pk else None,
     )
 
 
@@ -130,10 +116,10 @@ async def _create(data: ContestIn) -> tuple[Contest, list[str]]:
         return contest_id
 
     contest_id = await in_write_transaction(work)
-    contest = Contest(
-        contest_id, name, kind, subject, scope.text, starts_on, ends_on, chosen, pair_ids
+    head = ContestHead(
+        contest_id, name, kind, subject, scope.text, starts_on, ends_on, chosen.shown()
     )
-    return contest, unpaired
+    return Contest(head, chosen, pair_ids), unpaired
 
 
 async def _codes(store_ids: list[int]) -> dict[int, str]:
@@ -177,40 +163,45 @@ async def load_contest(contest_id: int) -> Contest:
         "SELECT store_a, store_b FROM contest_pair WHERE contest = {} ORDER BY position",
         contest_id,
     )
+    weights = Weights(
+        int(row["new_member"]),
+        int(row["points"]),
+        int(row["task_done"]),
+        int(row["task_converted"]),
+    )
+    head = ContestHead(
+        int(row["id"]),
+        row["name"],
+        row["kind"],
+        row["subject"],
+        row["scope"],
+        clock.as_date(row["starts_on"]),
+        clock.as_date(row["ends_on"]),
+        weights.shown(),
+    )
     return Contest(
-        id=int(row["id"]),
-        name=row["name"],
-        kind=row["kind"],
-        subject=row["subject"],
-        scope=row["scope"],
-        starts_on=clock.as_date(row["starts_on"]),
-        ends_on=clock.as_date(row["ends_on"]),
-        weights=Weights(
-            int(row["new_member"]),
-            int(row["points"]),
-            int(row["task_done"]),
-            int(row["task_converted"]),
-        ),
+        head=head,
+        weights=weights,
         pairs=[(int(p["store_a"]), int(p["store_b"])) for p in pairs],
     )
 
 
 def is_final(contest: Contest) -> bool:
-    return clock.today(clock.zone(clock.DEFAULT_TIMEZONE)) > contest.ends_on
+    return clock.today(clock.zone(clock.DEFAULT_TIMEZONE)) > contest.head.ends_on
 
 
 async def league_standings(
     contest: Contest, subject: Subject, limit: int, mine: list[int]
 ) -> tuple[list[Ranked], dict[int, Ranked]]:
-    scope = await parse_scope(contest.scope)
-    periods = cover(contest.starts_on, contest.ends_on)
+    scope = await parse_scope(contest.head.scope)
+    periods = cover(contest.head.starts_on, contest.head.ends_on)
     return await rank_all(subject, scope, periods, contest.weights, limit, mine)
 
 
 async def pk_scores(contest: Contest) -> dict[int, Ranked]:
     """Each paired store's totals and score over the window."""
     stores = sorted({s for pair in contest.pairs for s in pair})
-    periods = cover(contest.starts_on, contest.ends_on)
+    periods = cover(contest.head.starts_on, contest.head.ends_on)
     # rank_all's ranks are national and unused here: only the stores' own lines are.
     _, scores = await rank_all(
         STORES, Scope("national", "national"), periods, contest.weights, 0, stores

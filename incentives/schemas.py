@@ -14,32 +14,30 @@ ScopeText = Annotated[str, Meta(min_length=1, max_length=60, pattern=_PRINTABLE)
 StoreCode = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
-class AdvisorEntry(Struct):
+class Ranking(Struct):
+    """A line of a league table: its rank, score and the facts behind it."""
+
     rank: int
+    score: str
+    new_members: int
+    points: int
+    tasks_done: int
+    tasks_converted: int
+    rank_change: int | None
+
+
+class AdvisorEntry(Ranking):
     advisor_id: int
     advisor_code: str
     advisor_name: str
     store_code: str
-    score: str
-    new_members: int
-    points: int
-    tasks_done: int
-    tasks_converted: int
-    rank_change: int | None
 
 
-class StoreEntry(Struct):
-    rank: int
+class StoreEntry(Ranking):
     store_id: int
     store_code: str
     store_name: str
     region: str
-    score: str
-    new_members: int
-    points: int
-    tasks_done: int
-    tasks_converted: int
-    rank_change: int | None
     active_advisors: int | None = None
 
 
@@ -113,7 +111,10 @@ class LedgerRef(Struct):
     href: str  # the ledger rows behind the line
 
 
-class StatementLineOut(Struct):
+class StatementFigures(Struct):
+    """A bonus statement line's figures: who, regular or an adjustment for a day of
+    an earlier month, and what the pay is reckoned from."""
+
     advisor_code: str
     advisor_name: str
     store_code: str
@@ -126,6 +127,9 @@ class StatementLineOut(Struct):
     tasks_converted: int
     completion_rate: str | None
     gate_met: bool
+
+
+class StatementLineOut(StatementFigures):
     new_member_bonus: Decimal
     points_bonus: Decimal
     amount: Decimal
@@ -179,7 +183,9 @@ class PairOut(Struct):
     store_b: str
 
 
-class ContestOut(Struct):
+class ContestHead(Struct):
+    """What names a contest, in its answers and its standings."""
+
     contest_id: int
     name: str
     kind: str
@@ -188,6 +194,9 @@ class ContestOut(Struct):
     starts_on: date
     ends_on: date
     weights: dict[str, Decimal]
+
+
+class ContestOut(ContestHead):
     pairs: list[PairOut] | None = None
     unpaired: list[str] | None = None
 
@@ -217,16 +226,8 @@ class PkRecord(Struct):
     score: str
 
 
-class Standings(Struct):
-    contest_id: int
-    name: str
-    kind: str
-    subject: str
-    scope: str
-    starts_on: date
-    ends_on: date
+class Standings(ContestHead):
     final: bool
-    weights: dict[str, Decimal]
     advisors: list[AdvisorEntry] | None = None
     stores: list[StoreEntry] | None = None
     me: AdvisorEntry | None = None  # an advisor league: the caller's line

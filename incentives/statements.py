@@ -30,27 +30,18 @@ from core.money import fen_to_yuan
 from core.periods import parse_period, previous
 from incentives.events import MonthClosed
 from incentives.rules import Rates, hold_ledger, month_has_ended, rates_for
+from incentives.schemas import StatementFigures
 from members import queries as members
 from tasks.queries import completion, completion_by_advisor
 
 ONE_FEN = Decimal(1)
 
 
-@dataclass(slots=True)
-class Line:
+class Line(StatementFigures):
+    """A statement line as the ledger and a frozen statement hold it: amounts in fen,
+    and the ledger rows behind it."""
+
     advisor_id: int
-    advisor_code: str
-    advisor_name: str
-    store_code: str
-    store_name: str
-    line: str  # regular | adjustment
-    original_date: date | None
-    new_members: int
-    points: int
-    tasks_done: int
-    tasks_converted: int
-    completion_rate: str | None
-    gate_met: bool
     new_member_fen: int
     points_fen: int
     amount_fen: int

@@ -16,9 +16,9 @@ from typing import Any
 import msgspec
 
 from core import clock
-from core.db import fetch, in_list, is_postgres
+from core.db import fetch, in_list, is_postgres, rows_by
 from core.errors import NotFound
-from core.money import fen_to_yuan
+from core.money import fen_to_yuan, yuan_text
 from core.periods import add_months
 from members.babies import baby_out
 from members.phones import phone_or_error
@@ -313,9 +313,7 @@ async def member_profile(
         member_id=m["id"],
         name=m["name"],
         phone=m["phone"],
-        home_store_id=m["home_store"],
         home_store=m["store_code"],
-        timezone=m["timezone"],
         owning_advisor=m["advisor_code"],
         joined_on=clock.as_date(m["joined_on"]),
         do_not_contact=bool(m["do_not_contact"]),
@@ -348,22 +346,12 @@ async def _purchase_page(member_id: int, offset: int, limit: int) -> tuple[list[
         offset,
     )
     counted = await fetch("SELECT COUNT(*) AS n FROM purchase WHERE member = {}", member_id)
-    lines: dict[int, list[PurchaseLineView]] = {}
-    if purchases:
-        cond, args = in_list([p["id"] for p in purchases], "bigint")
-        for line in await fetch(
-            "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
-            f" JOIN product pr ON pr.id = l.product WHERE l.purchase {cond} ORDER BY l.line_no",
-            *args,
-        ):
-            lines.setdefault(line["purchase"], []).append(
-                PurchaseLineView(
-                    line["sku"],
-                    line["name"],
-                    line["quantity"],
-                    str(fen_to_yuan(line["amount_fen"])),
-                )
-            )
+    lines = await rows_by(
+        "purchase",
+        "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
+        " JOIN product pr ON pr.id = l.product WHERE l.purchase {ids} ORDER BY l.line_no",
+        [p["id"] for p in purchases],
+    )
     views = [
         PurchaseView(
             purchase_id=p["id"],
@@ -372,7 +360,12 @@ async def _purchase_page(member_id: int, offset: int, limit: int) -> tuple[list[
             purchased_at=p["purchased_at"],
             total=str(fen_to_yuan(p["total_fen"])),
             points_earned=p["points_earned"],
-            lines=lines.get(p["id"], []),
+            lines=[
+                PurchaseLineView(
+                    line["sku"], line["name"], line["quantity"], yuan_text(line["amount_fen"])
+                )
+                for line in lines.get(p["id"], [])
+            ],
         )
         for p in purchases
     ]

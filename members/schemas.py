@@ -1,4 +1,5 @@
-"""Requests and answers of the POS and registry paths (api.md fixes their names)."""
+"""Requests and answers of the POS and registry paths (docs/contract.md fixes their
+names)."""
 
 from __future__ import annotations
 
@@ -158,14 +159,12 @@ class PurchaseView(Struct):
 
 
 class MemberProfile(Struct):
-    """The member as the members domain knows them: the member view's first half."""
+    """The member as the members domain knows them: the member view's first part."""
 
     member_id: int
     name: str
     phone: str
-    home_store_id: int
     home_store: str
-    timezone: str
     owning_advisor: str | None
     joined_on: date
     do_not_contact: bool
@@ -175,6 +174,7 @@ class MemberProfile(Struct):
     ledger: list[LedgerEntry]
     purchases: list[PurchaseView]
     purchases_total: int
+    # RN3: the latest purchase came within 90 days of the one before it.
     repeat_within_90_days: bool
 
 

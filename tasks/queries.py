@@ -7,8 +7,10 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
+import msgspec
+
 from core import clock
-from core.db import fetch, in_list, is_postgres
+from core.db import fetch, in_list, is_postgres, rows_by
 from core.money import share, yuan_text
 from members.babies import stage_for_age
 from members.queries import (
@@ -308,24 +310,8 @@ async def member_view(
 ) -> MemberView:
     """The member at a glance, for people of the member's home store: what the members
     domain knows of them, and every task they were the subject of with its outcomes."""
-    p = await member_profile(store_ids, member_id, offset, limit)
-    return MemberView(
-        member_id=p.member_id,
-        name=p.name,
-        phone=p.phone,
-        home_store=p.home_store,
-        owning_advisor=p.owning_advisor,
-        joined_on=p.joined_on,
-        do_not_contact=p.do_not_contact,
-        wrong_number_reported=p.wrong_number_reported,
-        babies=p.babies,
-        points_balance=p.points_balance,
-        ledger=p.ledger,
-        purchases=p.purchases,
-        purchases_total=p.purchases_total,
-        repeat_within_90_days=p.repeat_within_90_days,
-        tasks=await past_tasks(member_id),
-    )
+    profile = await member_profile(store_ids, member_id, offset, limit)
+    return MemberView(**msgspec.structs.asdict(profile), tasks=await past_tasks(member_id))
 
 
 async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:
@@ -335,19 +321,12 @@ async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:
         member_id,
         limit,
     )
-    outcomes: dict[int, list[OutcomeView]] = {}
-    if tasks:
-        cond, args = in_list([t["id"] for t in tasks], "bigint")
-        for o in await fetch(
-            "SELECT task, channel, result, note, recorded_at, applied FROM outcome"
-            f" WHERE task {cond} ORDER BY recorded_at",
-            *args,
-        ):
-            outcomes.setdefault(o["task"], []).append(
-                OutcomeView(
-                    o["channel"], o["result"], o["note"], o["recorded_at"], bool(o["applied"])
-                )
-            )
+    outcomes = await rows_by(
+        "task",
+        "SELECT task, channel, result, note, recorded_at, applied FROM outcome"
+        " WHERE task {ids} ORDER BY recorded_at",
+        [t["id"] for t in tasks],
+    )
     return [
         PastTask(
             task_id=t["id"],
@@ -355,7 +334,12 @@ async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:
             reason=t["reason"],
             status=t["status"],
             due_date=clock.as_date(t["due_on"]),
-            outcomes=outcomes.get(t["id"], []),
+            outcomes=[
+                OutcomeView(
+                    o["channel"], o["result"], o["note"], o["recorded_at"], bool(o["applied"])
+                )
+                for o in outcomes.get(t["id"], [])
+            ],
             converted_amount=(
                 None if t["converted_fen"] is None else yuan_text(t["converted_fen"])
             ),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from members.schemas import BabyOut, LedgerEntry, PurchaseView
+from members.schemas import BabyOut, MemberProfile
 
 
 class TodayCounts(Struct):
@@ -130,22 +130,9 @@ class PastTask(Struct):
     converted_amount: str | None
 
 
-class MemberView(Struct):
-    member_id: int
-    name: str
-    phone: str
-    home_store: str
-    owning_advisor: str | None
-    joined_on: date
-    do_not_contact: bool
-    wrong_number_reported: bool
-    babies: list[BabyOut]
-    points_balance: int
-    ledger: list[LedgerEntry]
-    purchases: list[PurchaseView]
-    purchases_total: int
-    # RN3: the latest purchase came within 90 days of the one before it.
-    repeat_within_90_days: bool
+class MemberView(MemberProfile):
+    """The member at a glance: what the members domain knows, and their tasks."""
+
     tasks: list[PastTask]
 
 

@@ -1,4 +1,4 @@
-"""The command line of api.md, run as a newcomer would: in its own process."""
+"""The command line of docs/contract.md, run as a newcomer would: in its own process."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ Each form goes through the same services as its API twin."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -34,46 +34,31 @@ class RuleForm(Struct):
     urgent: str = ""
 
 
-class ContestForm(Struct):
-    name: str
-    kind: str
-    subject: str
-    scope: str
-    starts_on: date
-    ends_on: date
-    points_weight: str = ""
-    new_member_weight: str = ""
-
-    def contest_in(self) -> ContestIn:
-        """The API's request, from the form: a PK contest pairs its stores itself."""
-        try:
-            weights = {
-                kind: Decimal(value)
-                for kind, value in (
-                    ("points", self.points_weight),
-                    ("new_member", self.new_member_weight),
-                )
-                if value.strip()
-            }
-        except InvalidOperation:
-            raise InvalidInput.on("weights", "权重请填数字") from None
-        try:
-            return msgspec.convert(
-                {
-                    "name": self.name,
-                    "kind": self.kind,
-                    "subject": self.subject,
-                    "scope": self.scope,
-                    "starts_on": self.starts_on,
-                    "ends_on": self.ends_on,
-                    "weights": weights or None,
-                    "pairs": "auto" if self.kind == "pk" else None,
-                },
-                ContestIn,
-            )
-        except msgspec.ValidationError as exc:
-            error = msgspec_field_error(exc)
-            raise InvalidInput(f"{error.field}: {error.message}", [error]) from None
+def contest_from_form(form: dict[str, str]) -> ContestIn:
+    """The API's request from the page's form: two weights may be given, and a PK
+    contest pairs the scope's stores itself."""
+    try:
+        weights = {
+            kind: Decimal(value)
+            for kind in ("points", "new_member")
+            if (value := form.get(f"{kind}_weight", "").strip())
+        }
+    except InvalidOperation:
+        raise InvalidInput.on("weights", "权重请填数字") from None
+    fields = {k: v for k, v in form.items() if not k.endswith("_weight") and k != "_csrf_token"}
+    try:
+        return msgspec.convert(
+            {
+                **fields,
+                "weights": weights or None,
+                "pairs": "auto" if form.get("kind") == "pk" else None,
+            },
+            ContestIn,
+            strict=False,
+        )
+    except msgspec.ValidationError as exc:
+        error = msgspec_field_error(exc)
+        raise InvalidInput(f"{error.field}: {error.message}", [error]) from None
 
 
 def _back(error: DomainError, **query: str) -> Redirect:
@@ -141,11 +126,11 @@ class HqPages(Controller):
     async def create_contest(
         self,
         request: Request[Any, Any, Any],
-        data: Annotated[ContestForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         await page_user(request, "hq")
         try:
-            contest = await contests.create_contest(data.contest_in())
+            contest = await contests.create_contest(contest_from_form(data))
         except DomainError as exc:
             return _back(exc)
         return Redirect(path=f"/web/hq/contests/{contest.contest_id}", status_code=303)
