@@ -312,7 +312,7 @@ async def test_closed_month_stays_frozen_and_late_facts_adjust_the_next(
         headers={**hq, "Accept": "text/csv"},
     )
     assert csv_before.status_code == 200
-    assert csv_before.headers["content-type"].startswith("text/csv")
+    assert csv_before.headers["content-type"] == "text/csv; charset=utf-8"
     assert csv_before.content.startswith("\ufeff".encode())
     rows = list(csv.reader(io.StringIO(csv_before.content.decode("utf-8-sig"))))
     assert rows[0][:3] == ["月份", "顾问编号", "顾问姓名"]

@@ -133,7 +133,7 @@ class HqIncentivesController(Controller):
         if request.accept.best_match(["application/json", "text/csv"]) == "text/csv":
             return Response(
                 statements.to_csv(statement),
-                media_type="text/csv; charset=utf-8",
+                media_type="text/csv",
                 headers={
                     "Content-Disposition": f'attachment; filename="bonus-{statement.month}.csv"'
                 },

@@ -166,6 +166,6 @@ class HqPages(Controller):
         statement = await statements.statement(month_or_error(month[:7], "month"))
         return Response(
             statements.to_csv(statement),
-            media_type="text/csv; charset=utf-8",
+            media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="bonus-{month}"'},
         )
