@@ -1,30 +1,38 @@
-"""The app factory: the one place routes, auth, errors and the database are wired."""
+"""The app factory: the one place routes, auth, errors, metrics and the database are
+wired."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
+from litestar.plugins.prometheus import PrometheusConfig
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from litestar.types import ControllerRouterHandler
+from litestar.types import ControllerRouterHandler, Middleware
 
 from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
+from advisor_api.controllers.ops import MetricsController, live, ready
 from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
 from advisor_api.login_guard import PhoneLockout
+from advisor_api.observe import configure_logging, request_log
+from advisor_api.problems import document_problems
 from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
@@ -38,21 +46,9 @@ log = logging.getLogger("tiantian")
 POOL_MAX_SIZE = 20
 
 
-def create_app(
-    settings: Settings | None = None,
-    *,
-    scheduler: bool = True,
-    extra_routes: Sequence[ControllerRouterHandler] = (),
-) -> Litestar:
-    """The app. ``extra_routes`` mounts more handlers beside the contract's (the
-    benchmarks' plain endpoint)."""
-    settings = settings or Settings.from_env()
-    wire_domains(settings.conversion_days)
-    today_cache = TodayCache(settings.today_cache_seconds)
-    stores = StoreRegistry(default_factory=lambda _: MemoryStore())
-    login_rate = RateLimitConfig(rate_limit=("minute", settings.login_per_minute_per_address))
-    jwt_auth = build_jwt_auth(settings)
-
+def _lifespan(
+    settings: Settings, scheduler: bool, today_cache: TodayCache
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with connection_pool(POOL_MAX_SIZE):
@@ -72,49 +68,105 @@ def create_app(
                 if jobs is not None:
                     await jobs.stop()
 
-    return Litestar(
-        route_handlers=[
-            health,
-            # Mounted on the login route alone: an app-wide middleware would cost
-            # every request a look at its path.
-            Router(path="/", route_handlers=[login], middleware=[login_rate.middleware]),
-            PosController,
-            HqRegistryController,
-            HqPlaybookController,
-            AdvisorController,
-            OwnerController,
-            LeaderboardController,
-            index,
-            web_router(settings.jwt_secret, settings.secure_cookies),
-            HqIncentivesController,
-            *extra_routes,
-        ],
-        lifespan=[lifespan],
+    return lifespan
+
+
+def _routes(
+    settings: Settings, extra_routes: Sequence[ControllerRouterHandler]
+) -> list[ControllerRouterHandler]:
+    login_rate = RateLimitConfig(rate_limit=("minute", settings.login_per_minute_per_address))
+    return [
+        health,
+        live,
+        ready,
+        MetricsController,
+        # Mounted on the login route alone: an app-wide middleware would cost every
+        # request a look at its path.
+        Router(path="/", route_handlers=[login], middleware=[login_rate.middleware]),
+        PosController,
+        HqRegistryController,
+        HqPlaybookController,
+        AdvisorController,
+        OwnerController,
+        LeaderboardController,
+        index,
+        web_router(settings.jwt_secret, settings.secure_cookies),
+        HqIncentivesController,
+        *extra_routes,
+    ]
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Tiantian 天天行动力",
+        version="1.0.0",
+        description="Daily follow-up tasks, member points and advisor incentives "
+        "for mother-and-baby stores. Every error is an RFC 9457 problem document "
+        "(application/problem+json) naming the fields at fault.",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+        components=Components(security_schemes={POS_SECURITY_SCHEME: POS_SCHEME}),
+    )
+
+
+def _middleware(settings: Settings) -> list[Middleware]:
+    # Request counts and durations by route template (not by path, which would make a
+    # series per member); the business figures live in core.metrics.
+    prometheus = PrometheusConfig(
+        app_name="tiantian", prefix="tiantian_http", group_path=True, exclude=["^/metrics"]
+    )
+    middleware: list[Middleware] = [prometheus.middleware]
+    if settings.access_log:
+        middleware.insert(0, request_log)
+    return middleware
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    scheduler: bool = True,
+    extra_routes: Sequence[ControllerRouterHandler] = (),
+) -> Litestar:
+    """The app. ``extra_routes`` mounts more handlers beside the contract's (the
+    benchmarks' plain endpoint)."""
+    settings = settings or Settings.from_env()
+    wire_domains(settings.conversion_days)
+    today_cache = TodayCache(settings.today_cache_seconds)
+    stores = StoreRegistry(default_factory=lambda _: MemoryStore())
+    jwt_auth = build_jwt_auth(settings)
+    state: dict[str, Any] = {
+        "settings": settings,
+        "jwt_auth": jwt_auth,
+        "pos_keys": PosKeys(settings.pos_key_cache_seconds),
+        "scheduler": None,
+        "today_cache": today_cache,
+        "login_lockout": PhoneLockout(
+            stores.get("login_failures"),
+            settings.login_failures_per_phone,
+            settings.login_lockout_seconds,
+        ),
+    }
+    app = Litestar(
+        route_handlers=_routes(settings, extra_routes),
+        lifespan=[_lifespan(settings, scheduler, today_cache)],
         on_app_init=[jwt_auth.on_app_init],
+        middleware=_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
         stores=stores,
-        state=State(
-            {
-                "settings": settings,
-                "jwt_auth": jwt_auth,
-                "pos_keys": PosKeys(settings.pos_key_cache_seconds),
-                "scheduler": None,
-                "today_cache": today_cache,
-                "login_lockout": PhoneLockout(
-                    stores.get("login_failures"),
-                    settings.login_failures_per_phone,
-                    settings.login_lockout_seconds,
-                ),
-            }
-        ),
-        openapi_config=OpenAPIConfig(
-            title="Tiantian 天天行动力",
-            version="1.0.0",
-            description="Daily follow-up tasks, member points and advisor incentives "
-            "for mother-and-baby stores. Errors are RFC 9457 problem details.",
-            path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes={POS_SECURITY_SCHEME: POS_SCHEME}),
-        ),
+        state=State(state),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins))
+        if settings.cors_origins
+        else None,
+        openapi_config=_openapi(),
     )
+    document_problems(app)
+    return app
+
+
+def app_from_env() -> Litestar:
+    """The factory ``tiantian serve --workers N`` hands each worker process (a fresh
+    interpreter: it configures its own logging)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_format)
+    return create_app(settings, scheduler=os.environ.get("TIANTIAN_SCHEDULER", "1") != "0")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, time
 from typing import Any
@@ -15,6 +17,7 @@ from core.db import connection_pool
 from core.errors import DomainError
 
 log = logging.getLogger("tiantian")
+SCHEDULER_ENV = "TIANTIAN_SCHEDULER"  # "0": the workers of serve --no-scheduler run none
 
 
 async def _with_pool(work: Callable[[], Awaitable[Any]]) -> Any:
@@ -39,19 +42,31 @@ async def migrate() -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    """One process, or N uvicorn workers (each a process with its own pool and list
+    cache; one scheduler among them acts, by the lease)."""
     import uvicorn
 
     from advisor_api.app import create_app
     from advisor_api.settings import Settings
 
     settings = Settings.from_env()
-    app = create_app(settings, scheduler=not args.no_scheduler)
+    host, port = args.host or settings.host, args.port or settings.port
+    # log_config=None: uvicorn keeps the logging configured here (text or JSON).
+    if args.workers <= 1:
+        app = create_app(settings, scheduler=not args.no_scheduler)
+        uvicorn.run(app, host=host, port=port, log_config=None, access_log=False)
+        return
+    os.environ[SCHEDULER_ENV] = "0" if args.no_scheduler else "1"
+    # Every worker writes its metrics to files here; /metrics in any of them sums them.
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="tiantian-metrics-"))
     uvicorn.run(
-        app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
-        log_level="info",
-        access_log=args.access_log,
+        "advisor_api.app:app_from_env",
+        factory=True,
+        workers=args.workers,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
     )
 
 
@@ -187,7 +202,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--no-scheduler", action="store_true")
-    serve.add_argument("--access-log", action="store_true")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "1")),
+        help="API processes (default 1, or WEB_CONCURRENCY)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        help="kept for old scripts: the access log is on unless TIANTIAN_ACCESS_LOG=0",
+    )
     serve.set_defaults(func=cmd_serve)
 
     sub.add_parser("migrate", help="apply Piccolo migrations").set_defaults(func=cmd_migrate)
@@ -242,12 +267,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = parser().parse_args(argv)
-    from advisor_api.settings import Settings
+    from advisor_api.observe import configure_logging
+    from advisor_api.settings import Settings, UnsafeSettings
     from advisor_api.wiring import wire_domains
 
-    wire_domains(Settings.from_env().conversion_days)
+    try:
+        settings = Settings.from_env()
+    except (UnsafeSettings, ValueError) as exc:
+        raise SystemExit(f"refusing to start: {exc}") from None
+    configure_logging(settings.log_format)
+    wire_domains(settings.conversion_days)
     args.func(args)
 
 

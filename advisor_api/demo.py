@@ -176,10 +176,10 @@ def _history(
         stage = babies.stage_for_age(max(0, babies.age_in_months(birth, day)))
         sku = f"F{stage}-800"
         qty = rng.choice([1, 1, 2])
-        lines = [PurchaseLineIn(sku=sku, quantity=qty, amount=prices[sku] * qty)]
+        lines = [PurchaseLineIn(sku=sku, quantity=qty, amount=str(prices[sku] * qty))]
         if rng.random() < 0.3:
             extra = rng.choice(["PB-30", "CE-250", "CA-WIPE"])
-            lines.append(PurchaseLineIn(sku=extra, quantity=1, amount=prices[extra]))
+            lines.append(PurchaseLineIn(sku=extra, quantity=1, amount=str(prices[extra])))
         n += 1
         receipts.append(
             PurchaseIn(

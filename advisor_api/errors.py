@@ -10,6 +10,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
+from core.db import connection_lost
 from core.errors import (
     Conflict,
     DomainError,
@@ -55,9 +56,13 @@ def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, A
 
 def _field_error(item: dict[str, Any]) -> FieldError:
     key = str(item.get("key") or "")
-    # Litestar names the request body "data"; the client knows it as the body.
+    message = str(item.get("message", "invalid"))
+    # Litestar names the request body "data"; the client knows it as the body. An
+    # absent body reaches here as a KeyError's repr of that name.
+    if key == "data" and message in ("'data'", "data"):
+        return FieldError("body", "a JSON body is required")
     path = "" if key == "data" else key
-    error = field_error(path, str(item.get("message", "invalid")))
+    error = field_error(path, message)
     if error.field == "body" and item.get("source") not in (None, "body"):
         return FieldError(str(item["source"]), error.message)
     return error
@@ -70,12 +75,25 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     return problem(400, detail, title="Invalid request", errors=errors)
 
 
+# The decoder's words for a body that is not JSON, as a person would say them.
+_NOT_JSON = (
+    ("Input data was truncated", "the body is not valid JSON: it ends too early"),
+    ("JSON is malformed: ", "the body is not valid JSON: "),
+)
+
+
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
     headers = dict(exc.headers or {})
     if exc.status_code == 429 and "Retry-After" not in headers and "RateLimit-Reset" in headers:
         # Litestar's limiter says when the window resets; clients read Retry-After.
         headers["Retry-After"] = headers["RateLimit-Reset"]
-    return problem(exc.status_code, str(exc.detail), headers=headers or None)
+    detail = str(exc.detail)
+    for said, meant in _NOT_JSON:
+        if detail.startswith(said):
+            detail = meant + detail.removeprefix(said)
+    if exc.status_code == 400 and detail.startswith("the body is not valid JSON"):
+        return problem(400, detail, title="Invalid request", errors=[FieldError("body", detail)])
+    return problem(exc.status_code, detail, headers=headers or None)
 
 
 def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[dict[str, Any]]:
@@ -85,6 +103,16 @@ def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if connection_lost(exc):
+        # The database went away under the request (a restart, a failover); nothing
+        # of it was kept, so the client's retry with the same id is safe.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return problem(
+            503,
+            "the database is not answering; try again in a few seconds",
+            title="Service Unavailable",
+            headers={"Retry-After": "5"},
+        )
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem(500, "Something went wrong on our side; it has been logged.")
 

@@ -13,6 +13,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET_FILE = REPO_ROOT / "var" / "jwt-secret"
 
 
+class UnsafeSettings(ValueError):
+    """A production deployment asked to start with a setting that is for development."""
+
+
+def _check_production() -> None:
+    """``TIANTIAN_ENV=production`` refuses what is only safe on a developer's machine:
+    a signing secret made up and kept in a file, or a frozen domain clock."""
+    if os.environ.get("TIANTIAN_ENV", "development") != "production":
+        return
+    if not os.environ.get("TIANTIAN_JWT_SECRET"):
+        raise UnsafeSettings("TIANTIAN_ENV=production needs TIANTIAN_JWT_SECRET set")
+    if os.environ.get("TIANTIAN_NOW"):
+        raise UnsafeSettings("TIANTIAN_NOW freezes the clock: never set it in production")
+
+
 def _jwt_secret() -> str:
     """``TIANTIAN_JWT_SECRET`` in production; on a developer's machine a random one kept
     in ``var/`` so tokens survive a restart of ``make run``."""
@@ -84,9 +99,19 @@ class Settings:
     push: PushSettings = field(default_factory=lambda: PushSettings())
     # Behind a TLS-terminating proxy the app sees http: mark the pages' cookies Secure.
     secure_cookies: bool = False
+    metrics_token: str | None = None
+    log_format: str = "text"  # text | json
+    access_log: bool = True
+    # Origins a browser app may call the API from (CORS); none by default.
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> Settings:
+        _check_production()
+        log_format = os.environ.get("LOG_FORMAT", "text")
+        if log_format not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, got {log_format!r}")
+        origins = os.environ.get("TIANTIAN_CORS_ORIGINS", "")
         return cls(
             jwt_secret=_jwt_secret(),
             token_ttl=timedelta(hours=int(os.environ.get("TIANTIAN_TOKEN_HOURS", "12"))),
@@ -102,4 +127,8 @@ class Settings:
             conversion_days=int(os.environ.get("TIANTIAN_CONVERSION_DAYS", "7")),
             push=PushSettings.from_env(),
             secure_cookies=os.environ.get("TIANTIAN_SECURE_COOKIES", "") in ("1", "true", "yes"),
+            metrics_token=os.environ.get("TIANTIAN_METRICS_TOKEN") or None,
+            log_format=log_format,
+            access_log=os.environ.get("TIANTIAN_ACCESS_LOG", "1") not in ("0", "false", "no"),
+            cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         )

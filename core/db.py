@@ -39,6 +39,12 @@ def is_postgres() -> bool:
     return isinstance(engine(), PostgresEngine)
 
 
+def sqlite_path() -> str | None:
+    """The SQLite database file; None on PostgreSQL."""
+    db = engine()
+    return str(db.path) if isinstance(db, SQLiteEngine) else None
+
+
 def postgres_dsn() -> str | None:
     """The PostgreSQL connection string, for a connection of one's own (a lease, a
     listener); None on SQLite."""
@@ -67,18 +73,34 @@ class LostRace(Exception):
     """A concurrent writer got there first; run the whole event again."""
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """The database connection went away (a restart, a failover, a killed backend):
+    nothing of the transaction was kept, and a fresh connection may work."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    # 08…: connection exceptions; 57P01–57P03: the server shut down or is starting.
+    if sqlstate.startswith("08") or sqlstate in {"57P01", "57P02", "57P03"}:
+        return True
+    name = type(exc).__name__
+    return isinstance(exc, ConnectionError | TimeoutError) or name in {
+        "ConnectionDoesNotExistError",
+        "InterfaceError",
+        "InternalClientError",
+    }
+
+
 def _is_retryable(exc: BaseException) -> bool:
     if isinstance(exc, LostRace):
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     # 40001 serialization_failure, 40P01 deadlock_detected
-    return sqlstate in {"40001", "40P01"}
+    return sqlstate in {"40001", "40P01"} or connection_lost(exc)
 
 
 @dataclass
 class _Deferred:
     items: dict[str, list[Any]] = field(default_factory=dict)
     flushers: dict[str, Callable[[list[Any]], Awaitable[object]]] = field(default_factory=dict)
+    after: list[Callable[[], None]] = field(default_factory=list)
 
 
 _deferred: ContextVar[_Deferred | None] = ContextVar("tiantian_deferred", default=None)
@@ -98,6 +120,17 @@ def defer(key: str, items: Sequence[Any], flush: Callable[[list[Any]], Awaitable
     return True
 
 
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current write transaction has committed (at once
+    outside one): a counter of what was written moves only if it was written, and
+    once however often the transaction was retried."""
+    pending = _deferred.get()
+    if pending is None:
+        callback()
+    else:
+        pending.after.append(callback)
+
+
 async def _flush(pending: _Deferred) -> None:
     while pending.items:
         key = next(iter(pending.items))
@@ -108,21 +141,24 @@ async def _flush(pending: _Deferred) -> None:
 async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` in one write transaction, again from the start if it lost a race."""
     for attempt in range(RETRIES):
+        pending = _Deferred()
         try:
             async with write_transaction():
-                pending = _Deferred()
                 token = _deferred.set(pending)
                 try:
                     result = await work()
                     await _flush(pending)
                 finally:
                     _deferred.reset(token)
-                return result
         except Exception as exc:
             if not _is_retryable(exc) or attempt == RETRIES - 1:
                 raise
             log.info("transaction retried after %s", type(exc).__name__)
-            await asyncio.sleep(0.005 * (attempt + 1))
+            await asyncio.sleep(0.005 * (attempt + 1) + (0.2 if connection_lost(exc) else 0))
+            continue
+        for callback in pending.after:
+            callback()
+        return result
     raise AssertionError("unreachable")
 
 
@@ -234,3 +270,22 @@ async def rows_by(
     for row in await fetch(sql.replace("{ids}", cond), *args):
         grouped.setdefault(row[key], []).append(row)
     return grouped
+
+
+_migrations_current = False
+
+
+async def migrations_behind() -> int:
+    """How many known migrations the database has not applied. Once it is current it
+    stays so for the life of a process (new migrations come with a new release)."""
+    global _migrations_current
+    if _migrations_current:
+        return 0
+    from piccolo.apps.migrations.commands.check import CheckMigrationManager
+
+    try:
+        behind = int(await CheckMigrationManager("all").havent_ran_count())
+    except Exception:  # unreadable: not ready, whatever the reason
+        return -1
+    _migrations_current = behind == 0
+    return behind

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import msgspec
 
@@ -43,6 +44,61 @@ class NotFound(DomainError):
     title = "Not found"
 
 
+_TYPES = {
+    "str": "text",
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "object": "an object",
+    "array": "a list",
+    "null": "null",
+    "date": "a date (YYYY-MM-DD)",
+    "datetime": "a time with its offset (2026-11-23T10:15:00+08:00)",
+    "decimal": "a decimal string",
+}
+_RULES: list[tuple[re.Pattern[str], Any]] = [
+    (re.compile(r"^Object missing required field `[^`]+`$"), lambda m: "is required"),
+    (re.compile(r"^Object contains unknown field `([^`]+)`$"), lambda m: "is not a field here"),
+    (
+        re.compile(r"^Expected `(\w+)` of length >= (\d+)$"),
+        lambda m: (
+            f"must be at least {m[2]} characters" if m[1] == "str" else f"needs {m[2]}+ items"
+        ),
+    ),
+    (
+        re.compile(r"^Expected `(\w+)` of length <= (\d+)$"),
+        lambda m: (
+            f"must be at most {m[2]} characters" if m[1] == "str" else f"takes at most {m[2]} items"
+        ),
+    ),
+    (re.compile(r"^Expected `\w+` >= (-?[\d.]+)$"), lambda m: f"must be at least {m[1]}"),
+    (re.compile(r"^Expected `\w+` <= (-?[\d.]+)$"), lambda m: f"must be at most {m[1]}"),
+    (re.compile(r"^Expected `str` matching regex .*$"), lambda m: "is not in the expected form"),
+    (
+        re.compile(r"^Expected `([^`]+)`, got `(\w+)`$"),
+        lambda m: f"expected {_kinds(m[1])}, got {_TYPES.get(m[2], m[2])}",
+    ),
+    (
+        re.compile(r"^Invalid enum value (.*)$"),
+        lambda m: f"{m[1]} is not one of the allowed values",
+    ),
+]
+
+
+def _kinds(alternatives: str) -> str:
+    return " or ".join(_TYPES.get(t.strip(), t.strip()) for t in alternatives.split("|"))
+
+
+def human(message: str) -> str:
+    """A schema failure as a person reads it: "must be at most 64 characters", never
+    a repr or a regular expression."""
+    for pattern, say in _RULES:
+        found = pattern.match(message)
+        if found:
+            return str(say(found))
+    return message.replace("`", "")
+
+
 _MISSING_FIELD = re.compile(r"Object missing required field `([^`]+)`")
 
 
@@ -52,7 +108,7 @@ def field_error(path: str, message: str) -> FieldError:
     missing = _MISSING_FIELD.match(message)
     if missing:
         path = f"{path}.{missing.group(1)}" if path else missing.group(1)
-    return FieldError(path or "body", message)
+    return FieldError(path or "body", human(message))
 
 
 def msgspec_field_error(exc: Exception) -> FieldError:

@@ -5,8 +5,8 @@ a hash, so a retry with the same id and body gets the first answer."""
 from __future__ import annotations
 
 import hashlib
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Annotated, Any
 
 import msgspec
 
@@ -14,6 +14,55 @@ from core.errors import InvalidInput
 
 FEN = Decimal("0.01")
 MAX_AMOUNT = Decimal("1000000.00")  # yuan: a line, a rate or a value beyond is a typo
+
+# Money as the API writes it: a decimal string of yuan, exact to the fen. The
+# schema says so, so a client (and a generated one) knows "" or "1e3" is no amount.
+YUAN_PATTERN = r"^(0|[1-9][0-9]{0,6})([.][0-9]{1,2})?$"
+YuanText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=YUAN_PATTERN,
+        max_length=10,
+        description='yuan, a decimal string exact to the fen, e.g. "259.00"',
+        examples=["259.00"],
+    ),
+]
+# A weight or a rate given to two places (0.1 a point, 20.00 yuan a member).
+DecimalText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(0|[1-9][0-9]{0,6})([.][0-9]{1,2})?$",
+        max_length=10,
+        description='a decimal string with at most two places, e.g. "0.10"',
+        examples=["0.10"],
+    ),
+]
+# A share from 0 to 1, to four places (a completion gate of 0.8).
+ShareText = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^(0([.][0-9]{1,4})?|1([.]0{1,4})?)$",
+        max_length=6,
+        description='from 0 to 1, at most four places, e.g. "0.8"',
+        examples=["0.8"],
+    ),
+]
+
+
+def decimal_of(text: str, field_name: str) -> Decimal:
+    """A decimal string the schema admitted, as a ``Decimal``."""
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInput.on(field_name, 'must be a decimal string such as "259.00"') from None
+    if text != text.strip() or not value.is_finite():
+        raise InvalidInput.on(field_name, 'must be a decimal string such as "259.00"')
+    return value
+
+
+def fen_of(text: str, field_name: str, maximum: Decimal = MAX_AMOUNT) -> int:
+    """Yuan as sent (``"259.00"``) to integer fen."""
+    return to_fen(decimal_of(text, field_name), field_name, maximum)
 
 
 def to_fen(amount: Decimal, field_name: str, maximum: Decimal = MAX_AMOUNT) -> int:

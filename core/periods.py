@@ -11,8 +11,17 @@ from datetime import date, timedelta, tzinfo
 from core import clock
 from core.errors import InvalidInput
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+_MONTH = re.compile(r"^([0-9]{4})-([0-9]{2})$")
+_WEEK = re.compile(r"^([0-9]{4})-W([0-9]{2})$")
+
+# Periods as the API writes them, as the schema states them: a month (2026-11), an
+# ISO week (2026-W47) or a day (2026-11-23). A shape the schema admits may still be
+# no period (2026-02-30, 2026-W53 of a 52-week year): that is a 422 naming the field.
+PERIOD_PATTERN = (
+    r"^[0-9]{4}-(0[1-9]|1[0-2]|W(0[1-9]|[1-4][0-9]|5[0-3])"
+    r"|(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]))$"
+)
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,7 @@ def month_or_error(text: str, field: str = "period") -> str:
 
 
 def _parse(text: str) -> Period:
-    month = _MONTH.match(text)
+    month = _MONTH.fullmatch(text)
     if month:
         year, number = int(month[1]), int(month[2])
         if not 1 <= number <= 12:
@@ -68,7 +77,7 @@ def _parse(text: str) -> Period:
         return Period(
             text, date(year, number, 1), date(year, number, calendar.monthrange(year, number)[1])
         )
-    week = _WEEK.match(text)
+    week = _WEEK.fullmatch(text)
     if week:
         try:
             first = date.fromisocalendar(int(week[1]), int(week[2]), 1)
@@ -118,9 +127,9 @@ def next_month(month: str) -> str:
 def previous(period: Period) -> Period:
     """The period of the same kind just before: the day, ISO week or month before."""
     before = period.first - timedelta(days=1)
-    if _MONTH.match(period.name):
+    if _MONTH.fullmatch(period.name):
         return month_of(before)
-    if _WEEK.match(period.name):
+    if _WEEK.fullmatch(period.name):
         return parse_period(week_key(before))
     return parse_period(before.isoformat())
 

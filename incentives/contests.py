@@ -54,11 +54,6 @@ async def create_contest(data: ContestIn) -> ContestOut:
 async def _create(data: ContestIn) -> tuple[Contest, list[str]]:
     name, kind, subject, scope_text = data.name, data.kind, data.subject, data.scope
     starts_on, ends_on, pairs = data.starts_on, data.ends_on, data.pairs
-    weights = (
-        {}
-        if data.weights is None
-        else {k: v for k, v in msgspec.structs.asdict(data.weights).items() if v is not None}
-    )
     scope = await parse_scope(scope_text)
     if starts_on.year < FIRST_YEAR or ends_on.year > LAST_YEAR:
         raise InvalidInput.on("starts_on", f"within the years {FIRST_YEAR} to {LAST_YEAR}")
@@ -66,7 +61,7 @@ async def _create(data: ContestIn) -> tuple[Contest, list[str]]:
         raise InvalidInput.on("ends_on", "is before starts_on")
     if (ends_on - starts_on).days + 1 > MAX_WINDOW_DAYS:
         raise InvalidInput.on("ends_on", f"a contest runs at most {MAX_WINDOW_DAYS} days")
-    chosen = Weights.from_decimals(weights, await load_weights())
+    chosen = Weights.sent(data.weights, await load_weights())
     unpaired: list[str] = []
     pair_ids: list[tuple[int, int]] = []
     if kind == "pk":

@@ -12,11 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+import msgspec
+
 from core import clock
 from core.db import fetch, in_write_transaction, is_postgres
 from core.errors import InvalidInput
-from core.money import to_fen
+from core.money import decimal_of, fen_of
 from core.periods import month_of, month_or_error, next_month, parse_period
+from incentives.schemas import BonusRatesIn, ScoreWeightsIO
 from members.queries import timezones_in_use
 
 KINDS = ("new_member", "points", "task_done", "task_converted")
@@ -43,6 +46,15 @@ class Weights:
     def shown(self) -> dict[str, Decimal]:
         """As the API shows them: two places (``0.10``)."""
         return {kind: value.quantize(Decimal("0.01")) for kind, value in self.as_decimals().items()}
+
+    @classmethod
+    def sent(cls, weights: ScoreWeightsIO | None, base: Weights) -> Weights:
+        """Weights as a request sends them (``{"points": "0.1"}``); kinds left out keep
+        ``base``'s."""
+        given = {} if weights is None else msgspec.structs.asdict(weights)
+        return cls.from_decimals(
+            {k: decimal_of(v, f"weights.{k}") for k, v in given.items() if v is not None}, base
+        )
 
     @classmethod
     def from_decimals(cls, given: dict[str, Decimal], base: Weights | None = None) -> Weights:
@@ -137,15 +149,14 @@ class Rates:
     completion_gate_bp: int | None
 
 
-def rates_from(
-    effective_from: str, per_new_member: Decimal, per_1000_points: Decimal, gate: Decimal | None
-) -> Rates:
+def rates_from(sent: BonusRatesIn) -> Rates:
     """Rates as HQ sends them: yuan exact to the fen, a completion gate from 0 to 1 to
     four places (basis points inside)."""
-    month = month_or_error(effective_from, "effective_from")
+    month = month_or_error(sent.effective_from, "effective_from")
     gate_bp: int | None = None
-    if gate is not None:
-        if not gate.is_finite() or not 0 <= gate <= 1:
+    if sent.completion_gate is not None:
+        gate = decimal_of(sent.completion_gate, "completion_gate")
+        if not 0 <= gate <= 1:
             raise InvalidInput.on("completion_gate", "must be from 0 to 1")
         bp = gate * 10_000
         if bp != bp.to_integral_value():
@@ -153,8 +164,8 @@ def rates_from(
         gate_bp = int(bp)
     return Rates(
         month,
-        to_fen(per_new_member, "per_new_member"),
-        to_fen(per_1000_points, "per_1000_points"),
+        fen_of(sent.per_new_member, "per_new_member"),
+        fen_of(sent.per_1000_points, "per_1000_points"),
         gate_bp,
     )
 

@@ -9,6 +9,9 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from core.money import DecimalText, ShareText, YuanText
+from core.periods import MONTH_PATTERN
+
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 ScopeText = Annotated[str, Meta(min_length=1, max_length=60, pattern=_PRINTABLE)]
 StoreCode = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -62,17 +65,17 @@ class StoreTable(Struct):
 
 
 class ScoreWeightsIO(Struct, forbid_unknown_fields=True):
-    new_member: Decimal | None = None
-    points: Decimal | None = None
-    task_done: Decimal | None = None
-    task_converted: Decimal | None = None
+    new_member: DecimalText | None = None
+    points: DecimalText | None = None
+    task_done: DecimalText | None = None
+    task_converted: DecimalText | None = None
 
 
 class BonusRatesIn(Struct, forbid_unknown_fields=True):
-    effective_from: Annotated[str, Meta(pattern=r"^\d{4}-\d{2}$")]
-    per_new_member: Decimal
-    per_1000_points: Decimal
-    completion_gate: Decimal | None = None  # 0.8 pays only at 80% completion or better
+    effective_from: Annotated[str, Meta(pattern=MONTH_PATTERN, examples=["2026-11"])]
+    per_new_member: YuanText
+    per_1000_points: YuanText
+    completion_gate: ShareText | None = None  # 0.8 pays only at 80% completion or better
 
 
 class BonusRatesOut(Struct):

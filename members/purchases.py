@@ -7,14 +7,14 @@ again: the first answer is returned) or ``rejected`` with the reason.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from core import clock
+from core import clock, metrics
 from core.db import LostRace, fetch, in_list, in_write_transaction, is_postgres, param, rows_source
 from core.errors import Conflict, InvalidInput
 from core.events import bus
@@ -71,7 +71,10 @@ async def ingest_purchases(
             if first_answer.status != "rejected"
             else first_answer
         )
-    return [r for r in results if r is not None]
+    answered = [r for r in results if r is not None]
+    for status, n in Counter(r.status for r in answered).items():
+        metrics.count(metrics.RECEIPTS, status, n)
+    return answered
 
 
 async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[bool, PurchaseOut]:

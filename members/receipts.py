@@ -14,7 +14,7 @@ import msgspec
 from core import clock
 from core.db import fetch, in_list
 from core.errors import Conflict, FieldError, InvalidInput, msgspec_field_error
-from core.money import request_hash, to_fen
+from core.money import fen_of, request_hash
 from members.phones import phone_or_error
 from members.points import PointsRule
 from members.schemas import PurchaseIn, ReceiptResult
@@ -66,7 +66,7 @@ def _prepare(store: StoreRef, raw: Any, position: int) -> Receipt:
     phone = phone_or_error(data.member_phone, "member_phone")
     purchased_at = event_instant(data.purchased_at, store, "purchased_at")
     lines = [
-        (line.sku, line.quantity, to_fen(line.amount, f"lines[{i}].amount"))
+        (line.sku, line.quantity, fen_of(line.amount, f"lines[{i}].amount"))
         for i, line in enumerate(data.lines)
     ]
     return Receipt(

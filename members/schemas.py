@@ -4,13 +4,13 @@ names)."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta, Struct
 
 from core.errors import FieldError
+from core.money import YuanText
 
 # No control characters in free text: PostgreSQL refuses NUL in text, and a name
 # with a newline in it breaks every CSV and push message it is put into.
@@ -19,7 +19,17 @@ Code = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]
 ClientId = Annotated[str, Meta(min_length=1, max_length=64, pattern=_PRINTABLE)]
 Name = Annotated[str, Meta(max_length=64, pattern=_PRINTABLE)]
 RequiredName = Annotated[str, Meta(min_length=1, max_length=100, pattern=_PRINTABLE)]
-PhoneText = Annotated[str, Meta(min_length=1, max_length=32)]
+# A mainland mobile as people type it: 13800138000, +86 138-0013-8000, 0086…, with
+# full-width digits too. The shape is the schema's; whether it is a mobile is a 422.
+PhoneText = Annotated[
+    str,
+    Meta(
+        min_length=11,
+        max_length=32,
+        pattern=r"^[+]?[0-9\uff10-\uff19][0-9\uff10-\uff19 ()\-.]{10,31}$",
+        examples=["13800138000"],
+    ),
+]
 
 MAX_BATCH = 500
 MAX_LINES = 200
@@ -72,7 +82,7 @@ class PosMemberOut(Struct):
 class PurchaseLineIn(Struct):
     sku: Annotated[str, Meta(min_length=1, max_length=32, pattern=_PRINTABLE)]
     quantity: Annotated[int, Meta(ge=1, le=10_000)]
-    amount: Annotated[Decimal, Meta(description='yuan, exact to the fen, e.g. "259.00"')]
+    amount: YuanText
 
 
 class PurchaseIn(Struct):

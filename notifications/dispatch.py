@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from core import clock
+from core import clock, metrics
 from core.db import fetch, in_list, in_write_transaction, is_postgres, param, rows_source
 from members.queries import advisor_zones
 from notifications.senders import OutgoingPush, PushSender, SendResult
@@ -55,6 +55,21 @@ class FlushReport:
     folded: int = 0
     seconds: float = 0.0
 
+    def outcomes(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "retried": self.retried,
+            "failed": self.failed,
+            "device_removed": self.dropped,
+            "folded": self.folded,
+        }
+
+
+def _count(before: dict[str, int], after: dict[str, int]) -> None:
+    """Deliveries by result, counted once their round has committed."""
+    for result, n in after.items():
+        metrics.count(metrics.PUSHES, result, n - before[result])
+
 
 @dataclass
 class Dispatcher:
@@ -70,7 +85,9 @@ class Dispatcher:
         report = FlushReport()
         started = walltime.perf_counter()
         while max_rounds is None or report.rounds < max_rounds:
+            before = report.outcomes()
             claimed_any, claimed = await in_write_transaction(lambda: self._claim(report))
+            _count(before, report.outcomes())
             if not claimed_any:
                 break
             report.rounds += 1
@@ -83,7 +100,9 @@ class Dispatcher:
             sendable = [d for d in deliveries if d["platform"] is not None]
             results = await self.sender.send([_outgoing(d) for d in sendable]) if sendable else []
             answers = {d["id"]: r for d, r in zip(sendable, results, strict=True)}
+            before = report.outcomes()
             await in_write_transaction(partial(self._record, claimed, deliveries, answers, report))
+            _count(before, report.outcomes())
         report.seconds = walltime.perf_counter() - started
         return report
 

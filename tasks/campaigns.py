@@ -7,11 +7,11 @@ import json
 from datetime import date
 from typing import Any
 
-from core import clock
+from core import clock, metrics
 from core.db import fetch, in_write_transaction, insert_count, param
 from core.errors import InvalidInput
 from members.queries import MEMBERS, segment_conditions, timezones_in_use, unknown_store_codes
-from tasks.lifecycle import TASK_INSERT, assign_unassigned
+from tasks.lifecycle import TASK_INSERT, assign_unassigned, counted
 from tasks.playbook import Rule, load_rules
 
 DEFAULT_PRIORITY = 4
@@ -111,6 +111,7 @@ async def create_campaign(
             today = clock.today(clock.zone(zone))
             if starts_on <= today <= ends_on:
                 made += await insert_campaign_tasks(campaign, today, zone, priority)
+        counted(metrics.TASKS_MADE, "campaign", made)
         if made:
             stores = await fetch(
                 "SELECT DISTINCT store FROM task WHERE assignee IS NULL AND status = 'open'"

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from functools import partial
 from typing import Any
 
-from core import clock
+from core import clock, metrics
 from core.db import fetch, in_write_transaction, insert_count, param, rows_source
 from members.babies import STAGE_BOUNDARIES_MONTHS, stage_before
 from members.queries import BABIES, MEMBERS, STORES, store_ids_in_zone, timezones_in_use
@@ -22,6 +22,7 @@ from tasks.lifecycle import (
     RunReport,
     announce_assigned,
     assign_unassigned,
+    counted,
     transition,
 )
 from tasks.playbook import Rule, load_rules
@@ -43,7 +44,10 @@ async def run_daily(day: date | None = None, timezones: Sequence[str] | None = N
     report = RunReport()
     for timezone in timezones:
         local_day = day or clock.today(clock.zone(timezone))
+        started = time.perf_counter()
         report.add(await in_write_transaction(partial(_run_zone, local_day, timezone)))
+        metrics.DAILY_RUN_SECONDS.labels(timezone).set(time.perf_counter() - started)
+        metrics.DAILY_RUN_FINISHED.labels(timezone).set_to_current_time()
     return report
 
 
@@ -53,15 +57,17 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
 
     async def step(name: str, work: Awaitable[int]) -> None:
         started = time.perf_counter()
-        report.created[name] += await work
+        report.created[name] += counted(metrics.TASKS_MADE, name, await work)
         report.seconds[name] += time.perf_counter() - started
 
     started = time.perf_counter()
     in_zone = f"store IN (SELECT id FROM {STORES} z WHERE z.timezone = {{}})"
-    report.count(
-        report.expired,
-        await transition(f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"),
+    expired = await transition(
+        f"expires_on < {{}} AND {in_zone}", [day, timezone], "expired", "expired"
     )
+    report.count(report.expired, expired)
+    for kind, n in report.expired.items():
+        counted(metrics.TASKS_EXPIRED, kind, n)
     report.seconds["expire"] += time.perf_counter() - started
     for kind, make in (
         ("stage_up", _insert_stage_up),

@@ -4,13 +4,16 @@ final status, and every step kept in the task's history."""
 
 from __future__ import annotations
 
+from collections import Counter as Counter_
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from core import clock
-from core.db import fetch, in_list, param, rows_source
+from prometheus_client import Counter
+
+from core import clock, metrics
+from core.db import after_commit, fetch, in_list, param, rows_source
 from core.events import bus
 from members.queries import ADVISORS, MEMBERS
 from tasks.events import TaskAssigned
@@ -59,6 +62,13 @@ class RunReport:
             self.seconds[step] += seconds
 
 
+def counted(counter: Counter, kind: str, n: int) -> int:
+    """Count ``n`` tasks of ``kind`` in ``counter`` once the transaction commits."""
+    if n:
+        after_commit(lambda: metrics.count(counter, kind, n))
+    return n
+
+
 async def insert_task_rows(rows: list[tuple[Any, ...]], report: RunReport) -> None:
     """Tasks made in Python (from a batch of events): one statement for all of them.
     Do-not-contact members get none; a dedupe key already taken adds nothing. The
@@ -79,7 +89,8 @@ async def insert_task_rows(rows: list[tuple[Any, ...]], report: RunReport) -> No
         now,
         *args,
     )
-    report.count(report.created, created)
+    for kind, n in Counter_(row["kind"] for row in created).items():
+        report.created[kind] += counted(metrics.TASKS_MADE, kind, n)
     await announce_assigned(created)
     orphans = {row["store"] for row in created if row["assignee"] is None}
     if orphans:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from core import clock
+from core import clock, metrics
 from core.db import LostRace, fetch, in_list, in_write_transaction, is_postgres
 from core.errors import Conflict, FieldError, InvalidInput, NotFound
 from core.money import request_hash
@@ -78,7 +78,10 @@ async def record_outcome(
             return False, answer
         return True, await _apply(call, task)
 
-    return await in_write_transaction(work)
+    first, answer = await in_write_transaction(work)
+    if first:
+        metrics.count(metrics.OUTCOMES, data.result)
+    return first, answer
 
 
 async def _replayed(call: _Call) -> OutcomeOut | None:

@@ -145,9 +145,9 @@ async def test_advisor_records_outcomes_online_and_offline_each_once(
     await accounts.create_user("advisor", phone, PASSWORD, advisor_code=advisor)
     page = await page_for(browser, server, phone)
     assert page.url.endswith("/web/advisor/")
-    await page.wait_for_function(
-        "navigator.serviceWorker && navigator.serviceWorker.controller !== undefined"
-    )
+    # The pages run under a strict Content-Security-Policy, so nothing here asks the
+    # page to eval a string (Playwright's wait_for_function would).
+    assert await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     await page.set_viewport_size({"width": 360, "height": 740})
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360
     await shoot(page, "advisor-today")
@@ -161,17 +161,17 @@ async def test_advisor_records_outcomes_online_and_offline_each_once(
     ) as sent:
         await tasks.nth(0).get_by_role("button", name="已联系").click()
     assert (await sent.value).status == 201
-    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '0'")
+    await page.locator("#queue[data-waiting='0']").wait_for(state="attached")
     # Offline: two more calls wait on the phone, then land once each on reconnecting.
     await page.context.set_offline(True)
     await page.locator(f"#task-{ids[1]} form.outcome").get_by_role("button", name="未接通").click()
     await page.locator(f"#task-{ids[2]} form.outcome").get_by_role("button", name="会购买").click()
-    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '2'")
+    await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
     assert "2 条结果等待联网同步" in await page.locator("#queue").inner_text()
     await shoot(page, "advisor-offline")
     await page.context.set_offline(False)
     await page.evaluate("window.dispatchEvent(new Event('online'))")
-    await page.wait_for_function("document.getElementById('queue').dataset.waiting === '0'")
+    await page.locator("#queue[data-waiting='0']").wait_for(state="attached")
     for task_id, result in zip(ids, ["reached", "no_answer", "will_buy"], strict=True):
         rows = await fetch("SELECT result FROM outcome WHERE task = {}", task_id)
         assert [r["result"] for r in rows] == [result], task_id

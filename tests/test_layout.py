@@ -65,9 +65,16 @@ def test_core_imports_no_domain() -> None:
                 )
 
 
-# What the top floor may take from core.db: the pool, a health check, a DSN for a
-# connection of its own. Queries and transactions belong to the domains.
-TOP_FLOOR_DB = {"connection_pool", "database_answers", "postgres_dsn"}
+# What the top floor may take from core.db: the pool, the health checks, a DSN for a
+# connection of its own, telling a lost connection. Queries and transactions belong to
+# the domains.
+TOP_FLOOR_DB = {
+    "connection_pool",
+    "database_answers",
+    "migrations_behind",
+    "postgres_dsn",
+    "connection_lost",
+}
 
 
 def test_advisor_api_holds_no_sql() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from decimal import Decimal
 
 import httpx
 
@@ -81,7 +80,7 @@ async def test_an_owner_sees_their_league_table_and_not_another_store(
             scope="national",
             starts_on=date(2026, 11, 16),
             ends_on=date(2026, 11, 22),
-            weights=ScoreWeightsIO(points=Decimal(1)),
+            weights=ScoreWeightsIO(points="1"),
             pairs=[[shop.code, other.code]],
         )
     )

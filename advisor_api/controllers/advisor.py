@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from advisor_api.params import Id, PeriodQuery
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
 from core import clock
@@ -37,7 +38,6 @@ def me(request: Request[Principal, Any, Any]) -> Principal:
 
 MAX_DAYS_AWAY = 366
 # Ids travel as 64-bit integers: a larger number in a path can name nothing.
-Id = Annotated[int, PathParameter(ge=1, le=2**62)]
 
 
 class AdvisorController(Controller):
@@ -45,7 +45,11 @@ class AdvisorController(Controller):
     tags = ["Advisor"]
     guards = [requires_role("advisor")]
 
-    @get("/today", summary="Today's follow-ups, one card per member, most urgent first")
+    @get(
+        "/today",
+        summary="Today's follow-ups, one card per member, most urgent first",
+        opt={"problems": (422,)},
+    )
     async def today(
         self,
         request: Request[Principal, Any, Any],
@@ -67,7 +71,11 @@ class AdvisorController(Controller):
             body = await cache.get(advisor_id, on, compute)
         return cast("Response[TodayOut]", Response(body, media_type=MediaType.JSON))
 
-    @get("/tasks", summary="Changes since a cursor, for a phone that was offline")
+    @get(
+        "/tasks",
+        summary="Changes since a cursor, for a phone that was offline",
+        opt={"problems": (422,)},
+    )
     async def tasks(
         self,
         request: Request[Principal, Any, Any],
@@ -80,7 +88,11 @@ class AdvisorController(Controller):
         except queries.BadCursor as exc:
             raise InvalidInput.on("since", str(exc)) from None
 
-    @get("/members/{member_id:int}", summary="A member of your store at a glance")
+    @get(
+        "/members/{member_id:int}",
+        summary="A member of your store at a glance",
+        opt={"problems": (404,)},
+    )
     async def member(
         self,
         request: Request[Principal, Any, Any],
@@ -92,7 +104,18 @@ class AdvisorController(Controller):
             me(request).store_ids, member_id, purchases_offset, purchases_limit
         )
 
-    @post("/tasks/{task_id:int}/outcome", status_code=201, summary="Record what happened on a call")
+    @post(
+        "/tasks/{task_id:int}/outcome",
+        status_code=201,
+        summary="Record what happened on a call",
+        opt={
+            "problems": (
+                404,
+                409,
+                422,
+            )
+        },
+    )
     async def outcome(
         self, request: Request[Principal, Any, Any], task_id: Id, data: JSONBody[OutcomeIn]
     ) -> Response[OutcomeOut]:
@@ -100,14 +123,30 @@ class AdvisorController(Controller):
         created, answer = await outcomes.record_outcome(advisor_id, timezone, task_id, data)
         return Response(answer, status_code=201 if created else 200)
 
-    @post("/tasks/{task_id:int}/snooze", status_code=200, summary="Move a task's due date")
+    @post(
+        "/tasks/{task_id:int}/snooze",
+        status_code=200,
+        summary="Move a task's due date",
+        opt={
+            "problems": (
+                404,
+                409,
+                422,
+            )
+        },
+    )
     async def snooze(
         self, request: Request[Principal, Any, Any], task_id: Id, data: JSONBody[SnoozeIn]
     ) -> SnoozeOut:
         advisor_id, timezone = _advisor(request)
         return await outcomes.snooze(advisor_id, timezone, task_id, data.until)
 
-    @post("/devices", status_code=201, summary="Register this phone for pushes")
+    @post(
+        "/devices",
+        status_code=201,
+        summary="Register this phone for pushes",
+        opt={"problems": (422,)},
+    )
     async def add_device(
         self, request: Request[Principal, Any, Any], data: JSONBody[DeviceIn]
     ) -> DeviceOut:
@@ -123,11 +162,15 @@ class AdvisorController(Controller):
         advisor_id, _ = _advisor(request)
         await pushes.remove_device(advisor_id, token)
 
-    @get("/me/score", summary="Your figures, bonus estimate and ranks for a period")
+    @get(
+        "/me/score",
+        summary="Your figures, bonus estimate and ranks for a period",
+        opt={"problems": (422,)},
+    )
     async def my_score(
         self,
         request: Request[Principal, Any, Any],
-        period: Annotated[str | None, QueryParameter(max_length=10)] = None,
+        period: PeriodQuery = None,
     ) -> MyScore:
         advisor_id, timezone = _advisor(request)
         return await boards.my_score(advisor_id, period_or_error(period, clock.zone(timezone)))

@@ -5,17 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, put
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
+from advisor_api.params import CodePath, Filter, Offset, SkuPath
 from advisor_api.security import requires_role
 from members import registry
 from members.schemas import AdvisorIn, AdvisorOut, ProductIn, ProductOut, StoreIn, StoreOut
 
-CodePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
-SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 Limit = Annotated[int, QueryParameter(ge=1, le=registry.MAX_PAGE)]
-Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
-Filter = Annotated[str | None, QueryParameter(max_length=50, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class HqRegistryController(Controller):
@@ -23,11 +20,11 @@ class HqRegistryController(Controller):
     tags = ["HQ"]
     guards = [requires_role("hq")]
 
-    @put("/stores/{code:str}", summary="Create or update a store")
+    @put("/stores/{code:str}", summary="Create or update a store", opt={"problems": (422,)})
     async def put_store(self, code: CodePath, data: JSONBody[StoreIn]) -> StoreOut:
         return await registry.put_store(code, data)
 
-    @get("/stores/{code:str}")
+    @get("/stores/{code:str}", opt={"problems": (404,)})
     async def get_store(self, code: CodePath) -> StoreOut:
         return await registry.get_store(code)
 
@@ -37,11 +34,11 @@ class HqRegistryController(Controller):
     ) -> list[StoreOut]:
         return await registry.list_stores(region, limit, offset)
 
-    @put("/advisors/{code:str}", summary="Create or update an advisor")
+    @put("/advisors/{code:str}", summary="Create or update an advisor", opt={"problems": (422,)})
     async def put_advisor(self, code: CodePath, data: JSONBody[AdvisorIn]) -> AdvisorOut:
         return await registry.put_advisor(code, data)
 
-    @get("/advisors/{code:str}")
+    @get("/advisors/{code:str}", opt={"problems": (404,)})
     async def get_advisor(self, code: CodePath) -> AdvisorOut:
         return await registry.get_advisor(code)
 
@@ -51,11 +48,11 @@ class HqRegistryController(Controller):
     ) -> list[AdvisorOut]:
         return await registry.list_advisors(store_code, limit, offset)
 
-    @put("/products/{sku:str}", summary="Create or update a product")
+    @put("/products/{sku:str}", summary="Create or update a product", opt={"problems": (422,)})
     async def put_product(self, sku: SkuPath, data: JSONBody[ProductIn]) -> ProductOut:
         return await registry.put_product(sku, data)
 
-    @get("/products/{sku:str}")
+    @get("/products/{sku:str}", opt={"problems": (404,)})
     async def get_product(self, sku: SkuPath) -> ProductOut:
         return await registry.get_product(sku)
 

@@ -37,12 +37,21 @@ class HqPlaybookController(Controller):
     async def get_playbook(self) -> PlaybookIO:
         return _playbook(await playbook.load_rules())
 
-    @put("/playbook", summary="Change rules; kinds not listed stay as they are")
+    @put(
+        "/playbook",
+        summary="Change rules; kinds not listed stay as they are",
+        opt={"problems": (422,)},
+    )
     async def put_playbook(self, data: JSONBody[PlaybookIO]) -> PlaybookIO:
         await playbook.save_rules([playbook.Rule(**msgspec.structs.asdict(r)) for r in data.rules])
         return _playbook(await playbook.load_rules())
 
-    @post("/campaigns", status_code=201, summary="A seasonal campaign over a segment")
+    @post(
+        "/campaigns",
+        status_code=201,
+        summary="A seasonal campaign over a segment",
+        opt={"problems": (422,)},
+    )
     async def create_campaign(self, data: JSONBody[CampaignIn]) -> CampaignOut:
         segment = msgspec.to_builtins(data.segment)
         campaign_id, made = await campaigns.create_campaign(

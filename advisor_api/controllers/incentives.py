@@ -8,10 +8,10 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
+from advisor_api.params import CodeQuery, MonthPath, MonthQuery, PeriodQuery
 from advisor_api.security import requires_role
 from core import clock
 from core.periods import Period, month_of, month_or_error, period_or_error
@@ -34,10 +34,7 @@ from members.accounts import Principal
 ScopeQuery = Annotated[
     str, QueryParameter(name="scope", min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
 ]
-PeriodQuery = Annotated[str | None, QueryParameter(max_length=10)]
 LimitQuery = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
-MonthPath = Annotated[str, PathParameter(pattern=r"^\d{4}-\d{2}$")]
-CodeQuery = Annotated[str, QueryParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 
 
 def _period(principal: Principal, text: str | None) -> Period:
@@ -50,7 +47,11 @@ class LeaderboardController(Controller):
     tags = ["League tables"]
     guards = [requires_role("advisor", "owner", "hq")]
 
-    @get("/leaderboards/advisors", summary="Advisors ranked over a period (促销员先锋赛)")
+    @get(
+        "/leaderboards/advisors",
+        summary="Advisors ranked over a period (促销员先锋赛)",
+        opt={"problems": (422,)},
+    )
     async def advisors(
         self,
         request: Request[Principal, Any, Any],
@@ -61,7 +62,11 @@ class LeaderboardController(Controller):
         who = request.user
         return await boards.advisor_table(who, scope_text, _period(who, period), limit)
 
-    @get("/leaderboards/stores", summary="Stores ranked over a period (门店销售竞赛)")
+    @get(
+        "/leaderboards/stores",
+        summary="Stores ranked over a period (门店销售竞赛)",
+        opt={"problems": (422,)},
+    )
     async def stores(
         self,
         request: Request[Principal, Any, Any],
@@ -73,7 +78,11 @@ class LeaderboardController(Controller):
         who = request.user
         return await boards.store_table(who, scope_text, _period(who, period), limit, per_advisor)
 
-    @get("/contests/{contest_id:int}/standings", summary="A league's ranking or a PK's pairs")
+    @get(
+        "/contests/{contest_id:int}/standings",
+        summary="A league's ranking or a PK's pairs",
+        opt={"problems": (404,)},
+    )
     async def standings(
         self,
         request: Request[Principal, Any, Any],
@@ -92,31 +101,47 @@ class HqIncentivesController(Controller):
     async def get_weights(self) -> dict[str, Decimal]:
         return (await rules.load_weights()).shown()
 
-    @put("/score-weights", summary="Change the default weights; every table is re-scored")
+    @put(
+        "/score-weights",
+        summary="Change the default weights; every table is re-scored",
+        opt={"problems": (422,)},
+    )
     async def put_weights(self, data: JSONBody[ScoreWeightsIO]) -> dict[str, Decimal]:
-        given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
-        weights = rules.Weights.from_decimals(given, await rules.load_weights())
+        weights = rules.Weights.sent(data, await rules.load_weights())
         return (await rules.set_weights(weights)).shown()
 
-    @get("/bonus-rates", summary="The bonus rates in force for a month")
+    @get("/bonus-rates", summary="The bonus rates in force for a month", opt={"problems": (422,)})
     async def get_rates(self, period: PeriodQuery = None) -> BonusRatesOut:
         month = month_or_error(
             period or month_of(clock.today(clock.zone(clock.DEFAULT_TIMEZONE))).name
         )
         return boards.rates_out(await rules.rates_for(month))
 
-    @put("/bonus-rates", summary="Bonus rates from a month on")
+    @put("/bonus-rates", summary="Bonus rates from a month on", opt={"problems": (422,)})
     async def put_rates(self, data: JSONBody[BonusRatesIn]) -> BonusRatesOut:
-        rates = rules.rates_from(
-            data.effective_from, data.per_new_member, data.per_1000_points, data.completion_gate
-        )
+        rates = rules.rates_from(data)
         return boards.rates_out(await rules.set_rates(rates))
 
-    @post("/contests", status_code=201, summary="A league or PK contest over a window")
+    @post(
+        "/contests",
+        status_code=201,
+        summary="A league or PK contest over a window",
+        opt={"problems": (422,)},
+    )
     async def create_contest(self, data: JSONBody[ContestIn]) -> ContestOut:
         return await contests.create_contest(data)
 
-    @post("/periods/{month:str}/close", status_code=200, summary="Freeze a month's statements")
+    @post(
+        "/periods/{month:str}/close",
+        status_code=200,
+        summary="Freeze a month's statements",
+        opt={
+            "problems": (
+                409,
+                422,
+            )
+        },
+    )
     async def close(self, month: MonthPath) -> BonusStatementOut:
         _, statement = await statements.close_month(month_or_error(month, "month"))
         return boards.statement_out(statement)
@@ -125,9 +150,10 @@ class HqIncentivesController(Controller):
         "/bonus-statements",
         summary="A month's bonus statement: JSON, or CSV with Accept: text/csv",
         media_type=MediaType.JSON,
+        opt={"problems": (422,)},
     )
     async def bonus_statements(
-        self, request: Request[Principal, Any, Any], period: Annotated[str, QueryParameter()]
+        self, request: Request[Principal, Any, Any], period: MonthQuery
     ) -> Response[Any]:
         statement = await statements.statement(month_or_error(period))
         if request.accept.best_match(["application/json", "text/csv"]) == "text/csv":
@@ -140,11 +166,20 @@ class HqIncentivesController(Controller):
             )
         return Response(boards.statement_out(statement), media_type=MediaType.JSON)
 
-    @get("/score-ledger", summary="The ledger rows behind a statement line")
+    @get(
+        "/score-ledger",
+        summary="The ledger rows behind a statement line",
+        opt={
+            "problems": (
+                404,
+                422,
+            )
+        },
+    )
     async def score_ledger(
         self,
         advisor: CodeQuery,
-        booked_month: Annotated[str, QueryParameter(pattern=r"^\d{4}-\d{2}$")],
+        booked_month: MonthQuery,
         original_date: Annotated[date | None, QueryParameter()] = None,
         after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter
 
+from advisor_api.params import PeriodQuery
 from advisor_api.security import requires_role
 from core import clock
 from core.periods import period_or_error
@@ -19,12 +20,21 @@ class OwnerController(Controller):
     tags = ["Owner"]
     guards = [requires_role("owner", "hq")]
 
-    @get("/stores/{store_code:str}/dashboard", summary="The store's work over a period")
+    @get(
+        "/stores/{store_code:str}/dashboard",
+        summary="The store's work over a period",
+        opt={
+            "problems": (
+                404,
+                422,
+            )
+        },
+    )
     async def dashboard(
         self,
         request: Request[Principal, Any, Any],
         store_code: Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")],
-        period: Annotated[str | None, QueryParameter(max_length=10)] = None,
+        period: PeriodQuery = None,
     ) -> Dashboard:
         who = request.user
         chosen = (

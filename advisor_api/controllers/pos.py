@@ -33,7 +33,9 @@ async def provide_pos_store(request: Request[Any, Any, Any]) -> StoreRef:
     if not key:
         raise NotAuthorizedException(f"send the store's POS key in {POS_KEY_HEADER}")
     pos_keys: PosKeys = request.app.state.pos_keys
-    return await pos_keys.store_for(key)
+    store = await pos_keys.store_for(key)
+    request.scope.setdefault("state", {})["role"] = "pos"  # for the access log
+    return store
 
 
 def provide_points_rule(request: Request[Any, Any, Any]) -> PointsRule:
@@ -54,20 +56,44 @@ class PosController(Controller):
         "rule": Provide(provide_points_rule, sync_to_thread=False),
     }
 
-    @post("/members", status_code=201, summary="Register a member (a known phone returns them)")
+    @post(
+        "/members",
+        status_code=201,
+        summary="Register a member (a known phone returns them)",
+        opt={"problems": (422,)},
+    )
     async def register_member(
         self, store: NamedDependency[StoreRef], data: JSONBody[MemberRegistration]
     ) -> Response[MemberRegistered]:
         answer = await registration.register_member(store, data)
         return Response(answer, status_code=_status(answer.created))
 
-    @get("/members/{phone:str}", summary="Look a member up by phone at the till")
+    @get(
+        "/members/{phone:str}",
+        summary="Look a member up by phone at the till",
+        opt={
+            "problems": (
+                404,
+                422,
+            )
+        },
+    )
     async def member(
         self, store: NamedDependency[StoreRef], phone: Annotated[str, PathParameter(max_length=32)]
     ) -> PosMemberOut:
         return await queries.member_for_till(phone)
 
-    @post("/purchases", status_code=201, summary="Record one receipt")
+    @post(
+        "/purchases",
+        status_code=201,
+        summary="Record one receipt",
+        opt={
+            "problems": (
+                409,
+                422,
+            )
+        },
+    )
     async def purchase(
         self,
         store: NamedDependency[StoreRef],
@@ -88,7 +114,17 @@ class PosController(Controller):
             results=await purchases.ingest_purchases(store, data.purchases, rule)
         )
 
-    @post("/redemptions", status_code=201, summary="Spend a member's points")
+    @post(
+        "/redemptions",
+        status_code=201,
+        summary="Spend a member's points",
+        opt={
+            "problems": (
+                409,
+                422,
+            )
+        },
+    )
     async def redeem(
         self, store: NamedDependency[StoreRef], data: JSONBody[RedemptionIn]
     ) -> Response[RedemptionOut]:

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.exceptions import NotAuthorizedException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from msgspec import Meta, Struct
 
@@ -38,6 +39,7 @@ class HealthOut(Struct, omit_defaults=True):
     status_code=200,
     tags=["Auth"],
     summary="Sign in with phone and password (rate limited per address and per phone)",
+    opt={"problems": (401, 429)},
 )
 async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> LoginOut:
     who = await sign_in(request.app.state.login_lockout, data.phone, data.password)
@@ -49,7 +51,12 @@ async def login(request: Request[Any, Any, Any], data: JSONBody[LoginIn]) -> Log
     )
 
 
-@get("/health", tags=["Health"], summary="Liveness and database reachability")
+@get(
+    "/health",
+    tags=["Health"],
+    summary="Liveness and database reachability",
+    responses={503: ResponseSpec(HealthOut, description="The database does not answer")},
+)
 async def health(request: Request[Any, Any, Any]) -> Response[HealthOut]:
     jobs = request.app.state.get("scheduler")
     state = jobs.state if jobs is not None else "off"

@@ -11,10 +11,11 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter
+from litestar.params import Body
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
+from advisor_api.params import Id
 from advisor_api.web.common import KINDS_ZH, RESULTS_ZH, STATIC, page_user
 from core import clock
 from core.errors import InvalidInput, msgspec_field_error
@@ -23,8 +24,6 @@ from incentives import boards
 from members.accounts import Principal
 from tasks import outcomes, queries
 from tasks.schemas import OutcomeIn
-
-TaskPath = Annotated[int, PathParameter(ge=1, le=2**62)]
 
 
 class OutcomeForm(Struct):
@@ -100,7 +99,7 @@ class AdvisorPages(Controller):
     async def outcome(
         self,
         request: Request[Any, Any, Any],
-        task_id: TaskPath,
+        task_id: Id,
         data: Annotated[OutcomeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         _, advisor_id, timezone = await _advisor(request)
@@ -114,7 +113,7 @@ class AdvisorPages(Controller):
     async def snooze(
         self,
         request: Request[Any, Any, Any],
-        task_id: TaskPath,
+        task_id: Id,
         data: Annotated[SnoozeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Redirect:
         _, advisor_id, timezone = await _advisor(request)

@@ -4,11 +4,10 @@ and the lenient period a page falls back to."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import PathParameter
 from litestar.response import Redirect
 from litestar.security.jwt import JWTAuth, Token
 
@@ -21,7 +20,6 @@ WEB_COOKIE = "tt_session"
 PACKAGE = Path(__file__).resolve().parent.parent
 TEMPLATES = PACKAGE / "templates"
 STATIC = PACKAGE / "static"
-CodePath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_-]{1,16}$")]
 KINDS_ZH = {
     "followup_3d": "浇水施肥",
     "replenish": "快用完",

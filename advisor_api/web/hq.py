@@ -4,7 +4,6 @@ Each form goes through the same services as its API twin."""
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 import msgspec
@@ -14,15 +13,14 @@ from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
+from advisor_api.params import MonthPath
 from advisor_api.web.common import KINDS_ZH, page_user
 from core import clock
 from core.errors import DomainError, InvalidInput, NotFound, msgspec_field_error
-from core.periods import month_of, month_or_error
+from core.periods import MONTH_PATTERN, month_of, month_or_error
 from incentives import boards, contests, statements
 from incentives.schemas import ContestIn
 from tasks.playbook import Rule, load_rules, save_rules
-
-MonthPath = Annotated[str, PathParameter(pattern=r"^\d{4}-\d{2}$")]
 
 
 class RuleForm(Struct):
@@ -37,14 +35,11 @@ class RuleForm(Struct):
 def contest_from_form(form: dict[str, str]) -> ContestIn:
     """The API's request from the page's form: two weights may be given, and a PK
     contest pairs the scope's stores itself."""
-    try:
-        weights = {
-            kind: Decimal(value)
-            for kind in ("points", "new_member")
-            if (value := form.get(f"{kind}_weight", "").strip())
-        }
-    except InvalidOperation:
-        raise InvalidInput.on("weights", "权重请填数字") from None
+    weights = {
+        kind: value
+        for kind in ("points", "new_member")
+        if (value := form.get(f"{kind}_weight", "").strip())
+    }
     fields = {k: v for k, v in form.items() if not k.endswith("_weight") and k != "_csrf_token"}
     try:
         return msgspec.convert(
@@ -73,7 +68,7 @@ class HqPages(Controller):
     async def home(
         self,
         request: Request[Any, Any, Any],
-        month: Annotated[str | None, QueryParameter(pattern=r"^\d{4}-\d{2}$")] = None,
+        month: Annotated[str | None, QueryParameter(pattern=MONTH_PATTERN)] = None,
         error: Annotated[str | None, QueryParameter(max_length=300)] = None,
     ) -> Template:
         who = await page_user(request, "hq")
@@ -160,7 +155,7 @@ class HqPages(Controller):
     async def bonus_csv(
         self,
         request: Request[Any, Any, Any],
-        month: Annotated[str, PathParameter(pattern=r"^\d{4}-\d{2}\.csv$")],
+        month: Annotated[str, PathParameter(pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])[.]csv$")],
     ) -> Response[bytes]:
         await page_user(request, "hq")
         statement = await statements.statement(month_or_error(month[:7], "month"))

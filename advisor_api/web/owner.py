@@ -10,7 +10,8 @@ from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from advisor_api.web.common import CodePath, page_period, page_user
+from advisor_api.params import CodePath, PeriodQuery
+from advisor_api.web.common import page_period, page_user
 from core import clock
 from core.errors import NotFound
 from core.periods import month_of, week_key
@@ -75,7 +76,7 @@ class OwnerPages(Controller):
         self,
         request: Request[Any, Any, Any],
         code: CodePath,
-        period: Annotated[str | None, QueryParameter(max_length=10)] = None,
+        period: PeriodQuery = None,
         board: Annotated[str, QueryParameter(pattern="^(store|region|national)$")] = "store",
     ) -> Template:
         who = await page_user(request, "owner", "hq")
