@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Router
+from litestar import Litestar, MediaType, Response, Router
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware.rate_limit import RateLimitConfig
@@ -17,9 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.routes import HTTPRoute
 from litestar.stores.memory import MemoryStore
 from litestar.stores.registry import StoreRegistry
-from litestar.types import ControllerRouterHandler, Middleware
+from litestar.types import ControllerRouterHandler, Middleware, Scope
 
 from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
@@ -32,7 +33,7 @@ from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
 from advisor_api.login_guard import PhoneLockout
 from advisor_api.observe import configure_logging, request_log
-from advisor_api.problems import document_problems
+from advisor_api.openapi import document_problems, state_schemas_exactly, strict_bodies
 from advisor_api.scheduler import Scheduler
 from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
 from advisor_api.settings import Settings
@@ -115,10 +116,30 @@ def _middleware(settings: Settings) -> list[Middleware]:
     prometheus = PrometheusConfig(
         app_name="tiantian", prefix="tiantian_http", group_path=True, exclude=["^/metrics"]
     )
-    middleware: list[Middleware] = [prometheus.middleware]
-    if settings.access_log:
-        middleware.insert(0, request_log)
-    return middleware
+    return [request_log(settings.access_log), prometheus.middleware]
+
+
+def _allow_every_method(app: Litestar) -> None:
+    """``OPTIONS`` lists every method of its path. Litestar makes the OPTIONS handler
+    with the first method registered on a path and keeps it when a controller adds
+    another (GET, then PUT), so Allow would miss the later ones: each is remade here
+    from its route's final methods."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        allow = ", ".join(sorted(route.methods))
+        for handler in route.route_handlers:
+            if getattr(handler.fn, "__name__", "") == "options_handler":
+
+                def options_handler(scope: Scope, allow: str = allow) -> Response[None]:
+                    return Response(
+                        content=None,
+                        status_code=204,
+                        headers={"Allow": allow},
+                        media_type=MediaType.TEXT,
+                    )
+
+                handler._fn = options_handler  # type: ignore[assignment]  # sync, as Litestar made it
 
 
 def create_app(
@@ -150,6 +171,7 @@ def create_app(
         route_handlers=_routes(settings, extra_routes),
         lifespan=[_lifespan(settings, scheduler, today_cache)],
         on_app_init=[jwt_auth.on_app_init],
+        before_request=strict_bodies,
         middleware=_middleware(settings),
         exception_handlers=EXCEPTION_HANDLERS,
         template_config=template_config(),
@@ -161,6 +183,8 @@ def create_app(
         openapi_config=_openapi(),
     )
     document_problems(app)
+    state_schemas_exactly(app)
+    _allow_every_method(app)
     return app
 
 

@@ -18,6 +18,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
     field_error,
+    is_calendar_error,
 )
 
 log = logging.getLogger("tiantian")
@@ -72,6 +73,9 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
     extra = exc.extra if isinstance(exc.extra, list) else []
     errors = [_field_error(item) for item in extra if isinstance(item, dict)]
     detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or str(exc.detail)
+    if errors and all(is_calendar_error(e.message) for e in errors):
+        # The shape of a date the schema states, but no such day: the rules' refusal.
+        return problem(422, detail, title=InvalidInput.title, errors=errors)
     return problem(400, detail, title="Invalid request", errors=errors)
 
 

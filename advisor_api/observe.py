@@ -10,6 +10,7 @@ import logging.config
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from litestar.enums import ScopeType
@@ -81,10 +82,17 @@ def _role(scope: Scope) -> str:
     return str(state.get("role", "-"))
 
 
-def request_log(app: ASGIApp) -> ASGIApp:
+def request_log(log_access: bool = True) -> Callable[[ASGIApp], ASGIApp]:
     """ASGI middleware: take the caller's ``X-Request-ID`` or make one, echo it on the
-    answer, and write one access line when the answer is sent."""
+    answer, and (unless ``log_access`` is off) write one access line when it is sent."""
 
+    def wrap(app: ASGIApp) -> ASGIApp:
+        return _request_log(app, log_access)
+
+    return wrap
+
+
+def _request_log(app: ASGIApp, log_access: bool) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
@@ -109,23 +117,28 @@ def request_log(app: ASGIApp) -> ASGIApp:
         try:
             await app(scope, receive, sending)
         finally:
-            route = scope.get("path_template") or scope["path"]
-            method = str(scope.get("method", ""))
-            elapsed = (time.perf_counter() - started) * 1000
-            access.info(
-                "%s %s %s %.1fms",
-                method,
-                route,
-                status,
-                elapsed,
-                extra={
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "ms": round(elapsed, 1),
-                    "role": _role(scope),
-                    "request_id": request_id,
-                },
-            )
+            if log_access:
+                _access_line(scope, status, started, request_id)
 
     return middleware
+
+
+def _access_line(scope: Scope, status: int, started: float, request_id: str) -> None:
+    route = scope.get("path_template") or scope["path"]
+    method = str(scope.get("method", ""))
+    elapsed = (time.perf_counter() - started) * 1000
+    access.info(
+        "%s %s %s %.1fms",
+        method,
+        route,
+        status,
+        elapsed,
+        extra={
+            "method": method,
+            "route": route,
+            "status": status,
+            "ms": round(elapsed, 1),
+            "role": _role(scope),
+            "request_id": request_id,
+        },
+    )

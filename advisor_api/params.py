@@ -27,8 +27,10 @@ MonthPath = Annotated[str, PathParameter(max_length=7, pattern=MONTH_PATTERN)]
 CodePath = Annotated[str, PathParameter(pattern=CODE)]
 CodeQuery = Annotated[str, QueryParameter(pattern=CODE)]
 SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
-# Ids travel as 64-bit integers: a larger number in a path can name nothing.
-Id = Annotated[int, PathParameter(ge=1, le=2**62)]
+# Ids stay within what a JSON number carries exactly (and JavaScript's safe integers),
+# so the bound in the schema is the bound the server keeps.
+MAX_ID = 2**53 - 1
+Id = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 SmallId = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
 Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=50, pattern=PRINTABLE)]

@@ -85,6 +85,15 @@ _RULES: list[tuple[re.Pattern[str], Any]] = [
 ]
 
 
+_CALENDAR = re.compile(r"^Invalid RFC3339 encoded (date|datetime|time)$")
+
+
+def is_calendar_error(message: str) -> bool:
+    """A date or a time that does not parse: the schema states dates by their format,
+    which it does not enforce, so this is the business rules' refusal (422)."""
+    return bool(_CALENDAR.match(message)) or message.startswith("is not a real")
+
+
 def _kinds(alternatives: str) -> str:
     return " or ".join(_TYPES.get(t.strip(), t.strip()) for t in alternatives.split("|"))
 

@@ -127,11 +127,12 @@ def next_month(month: str) -> str:
 def previous(period: Period) -> Period:
     """The period of the same kind just before: the day, ISO week or month before."""
     before = period.first - timedelta(days=1)
+    # The period before the program's first is a period too (nothing counts in it).
     if _MONTH.fullmatch(period.name):
-        return month_of(before)
+        return _parse(month_key(before))
     if _WEEK.fullmatch(period.name):
-        return parse_period(week_key(before))
-    return parse_period(before.isoformat())
+        return _parse(week_key(before))
+    return _parse(before.isoformat())
 
 
 def cover(first: date, last: date) -> list[str]:

@@ -15,6 +15,7 @@ from core.periods import MONTH_PATTERN
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 ScopeText = Annotated[str, Meta(min_length=1, max_length=60, pattern=_PRINTABLE)]
 StoreCode = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]+$")]
+StorePair = Annotated[list[StoreCode], Meta(min_length=2, max_length=2)]
 
 
 class Ranking(Struct):
@@ -178,7 +179,7 @@ class ContestIn(Struct, forbid_unknown_fields=True):
     starts_on: date
     ends_on: date
     weights: ScoreWeightsIO | None = None
-    pairs: Literal["auto"] | Annotated[list[list[StoreCode]], Meta(max_length=5000)] | None = None
+    pairs: Literal["auto"] | Annotated[list[StorePair], Meta(max_length=5000)] | None = None
 
 
 class PairOut(Struct):

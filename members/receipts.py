@@ -57,9 +57,7 @@ class Receipt:
 def _prepare(store: StoreRef, raw: Any, position: int) -> Receipt:
     """Check one receipt on its own; raises InvalidInput naming the field."""
     try:
-        data = (
-            raw if isinstance(raw, PurchaseIn) else msgspec.convert(raw, PurchaseIn, strict=False)
-        )
+        data = raw if isinstance(raw, PurchaseIn) else msgspec.convert(raw, PurchaseIn)
     except msgspec.ValidationError as exc:
         error = msgspec_field_error(exc)
         raise InvalidInput(f"{error.field}: {error.message}", [error]) from None

@@ -109,11 +109,12 @@ class AdvisorController(Controller):
         status_code=201,
         summary="Record what happened on a call",
         opt={
+            "replay": OutcomeOut,
             "problems": (
                 404,
                 409,
                 422,
-            )
+            ),
         },
     )
     async def outcome(
@@ -157,7 +158,8 @@ class AdvisorController(Controller):
     async def remove_device(
         self,
         request: Request[Principal, Any, Any],
-        token: Annotated[str, PathParameter(min_length=1, max_length=1024)],
+        # Any token without "/": removing one never registered is harmless (204).
+        token: Annotated[str, PathParameter(min_length=1, max_length=1024, pattern=r"^[^/]+$")],
     ) -> None:
         advisor_id, _ = _advisor(request)
         await pushes.remove_device(advisor_id, token)

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from litestar import Controller, MediaType, Request, Response, get, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from advisor_api.params import CodeQuery, MonthPath, MonthQuery, PeriodQuery
+from advisor_api.params import MAX_ID, CodeQuery, MonthPath, MonthQuery, PeriodQuery
 from advisor_api.security import requires_role
 from core import clock
 from core.periods import Period, month_of, month_or_error, period_or_error
@@ -181,7 +181,7 @@ class HqIncentivesController(Controller):
         advisor: CodeQuery,
         booked_month: MonthQuery,
         original_date: Annotated[date | None, QueryParameter()] = None,
-        after: Annotated[int, QueryParameter(ge=0, le=2**62)] = 0,
+        after: Annotated[int, QueryParameter(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 200,
     ) -> LedgerPage:
         month = month_or_error(booked_month, "booked_month")

@@ -60,7 +60,7 @@ class PosController(Controller):
         "/members",
         status_code=201,
         summary="Register a member (a known phone returns them)",
-        opt={"problems": (422,)},
+        opt={"replay": MemberRegistered, "problems": (422,)},
     )
     async def register_member(
         self, store: NamedDependency[StoreRef], data: JSONBody[MemberRegistration]
@@ -88,10 +88,11 @@ class PosController(Controller):
         status_code=201,
         summary="Record one receipt",
         opt={
+            "replay": PurchaseOut,
             "problems": (
                 409,
                 422,
-            )
+            ),
         },
     )
     async def purchase(
@@ -119,10 +120,11 @@ class PosController(Controller):
         status_code=201,
         summary="Spend a member's points",
         opt={
+            "replay": RedemptionOut,
             "problems": (
                 409,
                 422,
-            )
+            ),
         },
     )
     async def redeem(
