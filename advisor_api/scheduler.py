@@ -96,7 +96,15 @@ class Scheduler:
     async def _push(self) -> None:
         assert self.dispatcher is not None
         report = await self.dispatcher.flush()
-        if report.claimed:
+        if report.seconds > self.push_every:
+            # Slower than its own interval: the outbox is outgrowing one dispatcher.
+            log.warning(
+                "push dispatch took %.1f s, longer than its %.0f s interval (%s claimed)",
+                report.seconds,
+                self.push_every,
+                report.claimed,
+            )
+        elif report.claimed:
             log.info(
                 "pushes: %s claimed, %s delivered, %s to retry, %s failed, %s folded",
                 report.claimed,

@@ -81,7 +81,7 @@ def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
-class Probe(Struct):
+class Probe(Struct, omit_defaults=True):
     status: str  # ok | unavailable
     detail: str | None = None
 
