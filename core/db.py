@@ -7,12 +7,13 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
+import asyncpg
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, TransactionType
@@ -65,8 +66,24 @@ async def write_transaction() -> AsyncIterator[None]:
         async with db.transaction(transaction_type=TransactionType.immediate):
             yield
     else:
-        async with db.transaction():
-            yield
+        transaction = db.transaction()
+        try:
+            async with transaction:
+                yield
+        except BaseException:
+            _put_down(db, transaction)
+            raise
+
+
+def _put_down(db: Any, transaction: Any) -> None:
+    """Piccolo keeps a transaction as the task's current one until its rollback or
+    commit returns; when that raised (the connection died under it), the dead
+    transaction stayed current and every retry in the task ran in it. Forget it,
+    and let its connection go (the pool opens a fresh one)."""
+    if transaction._parent is None and db.current_transaction.get() is transaction:
+        db.current_transaction.reset(transaction.context)
+        with suppress(Exception):  # already closed and handed back: nothing to do
+            transaction.connection.terminate()
 
 
 class LostRace(Exception):
@@ -224,6 +241,26 @@ async def _keep_session(_: Any) -> None:
     session state on a pooled connection (the scheduler's lease has its own)."""
 
 
+class DatabaseRefused(ConnectionError):
+    """The database would not open a new connection for now."""
+
+
+# PostgreSQL refusing a new connection for a while: the database not accepting
+# connections (ALLOW_CONNECTIONS false), every connection slot taken.
+_REFUSALS = {"55000", "53300"}
+
+
+async def _connect(*args: Any, **kwargs: Any) -> Any:
+    """The pool's new connections; a passing refusal is a lost connection to callers
+    (a 503 with Retry-After, a transaction tried again), not an error of their own."""
+    try:
+        return await asyncpg.connect(*args, **kwargs)
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate in _REFUSALS:
+            raise DatabaseRefused(f"{exc.sqlstate}: {exc}") from exc
+        raise
+
+
 @asynccontextmanager
 async def connection_pool(max_size: int = 20) -> AsyncIterator[None]:
     """Open PostgreSQL's pool for the life of a process (SQLite needs none)."""
@@ -231,7 +268,9 @@ async def connection_pool(max_size: int = 20) -> AsyncIterator[None]:
     if not isinstance(db, PostgresEngine):
         yield
         return
-    await db.start_connection_pool(min_size=1, max_size=max_size, reset=_keep_session)
+    await db.start_connection_pool(
+        min_size=1, max_size=max_size, reset=_keep_session, connect=_connect
+    )
     try:
         yield
     finally:

@@ -1,0 +1,500 @@
+"""Who may call what: an access matrix over every operation in the live OpenAPI document.
+
+``EXPECTED`` is the matrix: for each operation (``"METHOD /path"``, as the document
+names it) and each caller, what a valid request on the caller's OWN objects gets:
+``OK`` (let through to the business rules), 401 (no or wrong kind of credentials) or
+403 (signed in, but not a role this path is for). The callers:
+
+- ``none``: no credentials at all;
+- ``pos``: store A's till, ``X-API-Key``;
+- ``advisor``: an advisor of store A, Bearer token;
+- ``owner``: the owner of store A, Bearer token;
+- ``hq``: head office, Bearer token.
+
+Every operation in the document must have a row and every row an operation, so a
+new route cannot land without saying who may use it. ``REQUESTS`` holds the one
+valid request per operation that the matrix sends as each caller.
+
+``OTHER_STORE`` is the second half: for each operation that names an object of a
+store (a member, a task, a store code, a device, a contest over a store), what the
+till, advisor and owner of ANOTHER store get when they send the same request about
+store A's object. A role the path is not for gets its 401/403 from ``EXPECTED``.
+
+The schema itself (``/schema/openapi.json``, fetched here without credentials),
+``/health…`` and ``/auth/login`` are public.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple
+
+import httpx
+import pytest
+
+from core.db import fetch
+from members import accounts
+from tests.conftest import (
+    FORMULA_1,
+    PASSWORD,
+    Shop,
+    login,
+    make_shop,
+    receipt,
+    unique_code,
+    unique_phone,
+)
+from tests.test_outcomes import open_tasks, outcome
+from tests.test_tasks import advisor_login, buy, join
+
+PROBLEM = "application/problem+json"
+METHODS = {"get", "put", "post", "patch", "delete"}
+
+# --- the matrix ------------------------------------------------------------------
+
+OK = "allowed"
+Access = Literal["allowed", 401, 403]
+
+
+class Who(NamedTuple):
+    none: Access
+    pos: Access
+    advisor: Access
+    owner: Access
+    hq: Access
+
+
+ROLES = Who._fields
+
+# No credentials asked; any that are sent are ignored.
+PUBLIC = Who(none=OK, pos=OK, advisor=OK, owner=OK, hq=OK)
+# The till's key and nothing else: a person's Bearer token is not a till key.
+TILL = Who(none=401, pos=OK, advisor=401, owner=401, hq=401)
+# People's paths want a Bearer token; a till key is no token, hence 401 for the till.
+ADVISOR = Who(none=401, pos=401, advisor=OK, owner=403, hq=403)
+OWNER_OR_HQ = Who(none=401, pos=401, advisor=403, owner=OK, hq=OK)
+SIGNED_IN = Who(none=401, pos=401, advisor=OK, owner=OK, hq=OK)
+HQ = Who(none=401, pos=401, advisor=403, owner=403, hq=OK)
+
+EXPECTED: dict[str, Who] = {
+    # Health and sign-in
+    "GET /health": PUBLIC,
+    "GET /health/live": PUBLIC,
+    "GET /health/ready": PUBLIC,
+    "POST /auth/login": PUBLIC,  # the phone and password are the credentials
+    # The till
+    "POST /pos/v1/members": TILL,
+    "GET /pos/v1/members/{phone}": TILL,
+    "POST /pos/v1/purchases": TILL,
+    "POST /pos/v1/purchases/batch": TILL,
+    "POST /pos/v1/redemptions": TILL,
+    # The advisor's own day
+    "GET /advisor/v1/today": ADVISOR,
+    "GET /advisor/v1/tasks": ADVISOR,
+    "POST /advisor/v1/tasks/{task_id}/outcome": ADVISOR,
+    "POST /advisor/v1/tasks/{task_id}/snooze": ADVISOR,
+    "GET /advisor/v1/members/{member_id}": ADVISOR,
+    "POST /advisor/v1/devices": ADVISOR,
+    "DELETE /advisor/v1/devices/{token}": ADVISOR,
+    "GET /advisor/v1/me/score": ADVISOR,
+    # The owner's stores (HQ may look at any)
+    "GET /owner/v1/stores/{store_code}/dashboard": OWNER_OR_HQ,
+    # League tables and contests: every signed-in person
+    "GET /v1/leaderboards/advisors": SIGNED_IN,
+    "GET /v1/leaderboards/stores": SIGNED_IN,
+    "GET /v1/contests/{contest_id}/standings": SIGNED_IN,
+    # Head office: the registry
+    "GET /hq/v1/stores": HQ,
+    "GET /hq/v1/stores/{code}": HQ,
+    "PUT /hq/v1/stores/{code}": HQ,
+    "GET /hq/v1/advisors": HQ,
+    "GET /hq/v1/advisors/{code}": HQ,
+    "PUT /hq/v1/advisors/{code}": HQ,
+    "GET /hq/v1/products": HQ,
+    "GET /hq/v1/products/{sku}": HQ,
+    "PUT /hq/v1/products/{sku}": HQ,
+    # Head office: the playbook and campaigns
+    "GET /hq/v1/playbook": HQ,
+    "PUT /hq/v1/playbook": HQ,
+    "POST /hq/v1/campaigns": HQ,
+    # Head office: incentives
+    "GET /hq/v1/score-weights": HQ,
+    "PUT /hq/v1/score-weights": HQ,
+    "GET /hq/v1/bonus-rates": HQ,
+    "PUT /hq/v1/bonus-rates": HQ,
+    "POST /hq/v1/contests": HQ,
+    "POST /hq/v1/periods/{month}/close": HQ,
+    "GET /hq/v1/bonus-statements": HQ,
+    "GET /hq/v1/score-ledger": HQ,
+}
+
+# An allowed caller gets a 2xx, except where a business rule answers first:
+BUSINESS_ANSWERS: dict[str, tuple[int, str]] = {
+    "POST /hq/v1/periods/{month}/close": (
+        409,
+        "the month asked is the current one, not over yet: closing a finished month"
+        " would freeze it for every other test of the run",
+    ),
+}
+
+# What the till, advisor and owner of ANOTHER store (store B, in another region) get
+# when they send the same request about store A's object, if the path is for their role.
+OTHER_STORE: dict[str, tuple[Access | int, str]] = {
+    "GET /pos/v1/members/{phone}": (OK, "by design: any till of the chain may look a member up"),
+    "POST /pos/v1/members": (422, "the body names an advisor of store A: not the key's store"),
+    "POST /pos/v1/purchases": (422, "the receipt names an advisor of store A"),
+    "POST /pos/v1/redemptions": (OK, "by design: a member's points are chain-wide"),
+    "GET /advisor/v1/members/{member_id}": (404, "a member of another store is not found"),
+    "POST /advisor/v1/tasks/{task_id}/outcome": (404, "another advisor's task is not found"),
+    "POST /advisor/v1/tasks/{task_id}/snooze": (404, "another advisor's task is not found"),
+    "DELETE /advisor/v1/devices/{token}": (
+        204,
+        "as for a token never registered, so the answer tells nothing; the device stays"
+        " with its advisor (checked)",
+    ),
+    "GET /owner/v1/stores/{store_code}/dashboard": (404, "another owner's store is not found"),
+    "GET /v1/contests/{contest_id}/standings": (
+        OK,
+        "by design, like the league tables; names outside the viewer's region are masked (checked)",
+    ),
+    # The registry names stores and advisors too, but only HQ may use it (403 above).
+    "GET /hq/v1/stores/{code}": (403, "HQ only"),
+    "GET /hq/v1/advisors/{code}": (403, "HQ only"),
+    "GET /hq/v1/score-ledger": (403, "HQ only"),
+}
+
+# The other advisor of store A, on the first advisor's objects.
+COLLEAGUE: dict[str, tuple[Access | int, str]] = {
+    "GET /advisor/v1/members/{member_id}": (OK, "the store's members are every advisor's"),
+    "POST /advisor/v1/tasks/{task_id}/outcome": (404, "a task is its assignee's alone"),
+    "POST /advisor/v1/tasks/{task_id}/snooze": (404, "a task is its assignee's alone"),
+    "DELETE /advisor/v1/devices/{token}": (204, "nothing removed (checked)"),
+}
+
+
+# --- the world the requests are about --------------------------------------------
+
+
+@dataclass
+class World:
+    a: Shop
+    b: Shop
+    callers: dict[str, dict[str, str]]  # none, pos, advisor, owner, hq of store A
+    strangers: dict[str, dict[str, str]]  # pos, advisor, owner of store B
+    colleague: dict[str, str]  # store A's other advisor
+    advisor_phone: str  # the advisor's login
+    member_phone: str  # a member of store A, owned by the advisor
+    member_id: int
+    outcome_task: int  # two open tasks of the advisor's, on that member
+    snooze_task: int
+    device_token: str  # the advisor's phone
+    contest_id: int  # a league over store A's advisors
+    store_a: dict[str, Any]  # as HQ reads them, to be put back unchanged
+    advisor_a: dict[str, Any]
+    rates: dict[str, Any]
+
+
+async def owner_login(client: httpx.AsyncClient, store_code: str) -> dict[str, str]:
+    phone = unique_phone()
+    await accounts.create_user("owner", phone, PASSWORD, store_codes=[store_code])
+    return await login(client, phone)
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -> World:
+    a, b = await make_shop(), await make_shop(region="华东")
+    advisor_phone = unique_phone()
+    await accounts.create_user("advisor", advisor_phone, PASSWORD, advisor_code=a.advisors[0])
+    advisor = await login(client, advisor_phone)
+    phone = await join(client, a, a.advisors[0])
+    await buy(client, a, phone, "2026-11-17T10:00:00+08:00")  # followup_3d and replenish
+    (followup,) = await open_tasks(phone, "followup_3d")
+    (replenish,) = await open_tasks(phone, "replenish")
+    member = await client.get(f"/pos/v1/members/{phone}", headers=a.pos)
+    token = f"fcm-{uuid.uuid4().hex}"
+    r = await client.post(
+        "/advisor/v1/devices", json={"token": token, "platform": "android"}, headers=advisor
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(
+        "/hq/v1/contests",
+        json={
+            "name": "矩阵先锋赛",
+            "kind": "league",
+            "subject": "advisor",
+            "scope": f"store:{a.code}",
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-11-30",
+        },
+        headers=hq,
+    )
+    assert r.status_code == 201, r.text
+    contest_id = r.json()["contest_id"]
+    store_a = (await client.get(f"/hq/v1/stores/{a.code}", headers=hq)).json()
+    advisor_a = (await client.get(f"/hq/v1/advisors/{a.advisors[0]}", headers=hq)).json()
+    rates = await client.get("/hq/v1/bonus-rates", params={"period": "2026-11"}, headers=hq)
+    return World(
+        a=a,
+        b=b,
+        callers={
+            "none": {},
+            "pos": a.pos,
+            "advisor": advisor,
+            "owner": await owner_login(client, a.code),
+            "hq": hq,
+        },
+        strangers={
+            "pos": b.pos,
+            "advisor": await advisor_login(client, b.advisors[0]),
+            "owner": await owner_login(client, b.code),
+        },
+        colleague=await advisor_login(client, a.advisors[1]),
+        advisor_phone=advisor_phone,
+        member_phone=phone,
+        member_id=member.json()["member_id"],
+        outcome_task=followup,
+        snooze_task=replenish,
+        device_token=token,
+        contest_id=contest_id,
+        store_a={k: v for k, v in store_a.items() if k != "code"},
+        advisor_a={k: v for k, v in advisor_a.items() if k != "code"},
+        rates=rates.json(),
+    )
+
+
+# --- one valid request per operation ---------------------------------------------
+
+
+@dataclass
+class Call:
+    path: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+
+
+def _new_member(w: World) -> Call:
+    return Call(body={"phone": unique_phone(), "name": "新妈妈", "advisor_code": w.a.advisors[0]})
+
+
+# Each builder is called anew for every request, so client ids are never replayed.
+# POS writes use new phones, so the advisor's two tasks are not superseded meanwhile.
+REQUESTS: dict[str, Callable[[World], Call]] = {
+    "GET /health": lambda w: Call(),
+    "GET /health/live": lambda w: Call(),
+    "GET /health/ready": lambda w: Call(),
+    "POST /auth/login": lambda w: Call(body={"phone": w.advisor_phone, "password": PASSWORD}),
+    "POST /pos/v1/members": _new_member,
+    "GET /pos/v1/members/{phone}": lambda w: Call(path={"phone": w.member_phone}),
+    "POST /pos/v1/purchases": lambda w: Call(body=receipt(advisor_code=w.a.advisors[0])),
+    "POST /pos/v1/purchases/batch": lambda w: Call(body={"purchases": [receipt(), receipt()]}),
+    "POST /pos/v1/redemptions": lambda w: Call(
+        body={
+            "redemption_id": unique_code("RD"),
+            "member_phone": w.member_phone,
+            "points": 1,
+            "redeemed_at": "2026-11-20T11:00:00+08:00",
+        }
+    ),
+    "GET /advisor/v1/today": lambda w: Call(query={"date": "2026-11-20"}),
+    "GET /advisor/v1/tasks": lambda w: Call(query={"limit": 100}),
+    "POST /advisor/v1/tasks/{task_id}/outcome": lambda w: Call(
+        path={"task_id": w.outcome_task}, body=outcome("reached")
+    ),
+    "POST /advisor/v1/tasks/{task_id}/snooze": lambda w: Call(
+        path={"task_id": w.snooze_task}, body={"until": "2026-11-27"}
+    ),
+    "GET /advisor/v1/members/{member_id}": lambda w: Call(path={"member_id": w.member_id}),
+    "POST /advisor/v1/devices": lambda w: Call(
+        body={"token": f"fcm-{uuid.uuid4().hex}", "platform": "ios"}
+    ),
+    "DELETE /advisor/v1/devices/{token}": lambda w: Call(path={"token": w.device_token}),
+    "GET /advisor/v1/me/score": lambda w: Call(query={"period": "2026-11"}),
+    "GET /owner/v1/stores/{store_code}/dashboard": lambda w: Call(
+        path={"store_code": w.a.code}, query={"period": "2026-11"}
+    ),
+    "GET /v1/leaderboards/advisors": lambda w: Call(
+        query={"scope": f"store:{w.a.code}", "period": "2026-11"}
+    ),
+    "GET /v1/leaderboards/stores": lambda w: Call(query={"scope": "region:华南", "limit": 10}),
+    "GET /v1/contests/{contest_id}/standings": lambda w: Call(path={"contest_id": w.contest_id}),
+    "GET /hq/v1/stores": lambda w: Call(query={"region": "华南", "limit": 10}),
+    "GET /hq/v1/stores/{code}": lambda w: Call(path={"code": w.a.code}),
+    "PUT /hq/v1/stores/{code}": lambda w: Call(path={"code": w.a.code}, body=w.store_a),
+    "GET /hq/v1/advisors": lambda w: Call(query={"store_code": w.a.code}),
+    "GET /hq/v1/advisors/{code}": lambda w: Call(path={"code": w.a.advisors[0]}),
+    "PUT /hq/v1/advisors/{code}": lambda w: Call(path={"code": w.a.advisors[0]}, body=w.advisor_a),
+    "GET /hq/v1/products": lambda w: Call(query={"category": "formula", "limit": 10}),
+    "GET /hq/v1/products/{sku}": lambda w: Call(path={"sku": FORMULA_1}),
+    "PUT /hq/v1/products/{sku}": lambda w: Call(
+        path={"sku": unique_code("P")}, body={"name": "米粉", "category": "cereal"}
+    ),
+    "GET /hq/v1/playbook": lambda w: Call(),
+    "PUT /hq/v1/playbook": lambda w: Call(body={"rules": []}),  # kinds not listed stay
+    "POST /hq/v1/campaigns": lambda w: Call(
+        body={
+            "name": "矩阵活动",
+            "starts_on": "2026-11-20",
+            "ends_on": "2026-11-30",
+            "segment": {"store_codes": [w.a.code]},
+            "script": "您好，{store}本周有活动",
+        }
+    ),
+    "GET /hq/v1/score-weights": lambda w: Call(),
+    "PUT /hq/v1/score-weights": lambda w: Call(body={}),  # keys left out stay
+    "GET /hq/v1/bonus-rates": lambda w: Call(query={"period": "2026-11"}),
+    "PUT /hq/v1/bonus-rates": lambda w: Call(body=w.rates),  # what is in force, put back
+    "POST /hq/v1/contests": lambda w: Call(
+        body={
+            "name": "门店赛",
+            "kind": "league",
+            "subject": "store",
+            "scope": f"store:{w.a.code}",
+            "starts_on": "2026-11-01",
+            "ends_on": "2026-11-30",
+        }
+    ),
+    "POST /hq/v1/periods/{month}/close": lambda w: Call(path={"month": "2026-11"}),
+    "GET /hq/v1/bonus-statements": lambda w: Call(query={"period": "2026-11"}),
+    "GET /hq/v1/score-ledger": lambda w: Call(
+        query={"advisor": w.a.advisors[0], "booked_month": "2026-11"}
+    ),
+}
+
+
+# --- sending ---------------------------------------------------------------------
+
+
+async def operations(client: httpx.AsyncClient) -> list[str]:
+    """Every operation of the live document, as ``"METHOD /path"``."""
+    r = await client.get("/schema/openapi.json")  # public: no credentials
+    assert r.status_code == 200, r.text
+    return [
+        f"{method.upper()} {path}"
+        for path, item in r.json()["paths"].items()
+        for method in item
+        if method in METHODS
+    ]
+
+
+async def send(
+    client: httpx.AsyncClient, w: World, operation: str, headers: dict[str, str]
+) -> httpx.Response:
+    method, template = operation.split(" ", 1)
+    call = REQUESTS[operation](w)
+    path = re.sub(r"\{(\w+)\}", lambda m: str(call.path[m.group(1)]), template)
+    return await client.request(method, path, params=call.query, json=call.body, headers=headers)
+
+
+def judge(operation: str, caller: str, expected: Access | int, r: httpx.Response) -> str | None:
+    """What is wrong with the answer, if anything."""
+    got = f"{operation} as {caller}: {r.status_code} {r.text[:200]}"
+    if expected == OK:
+        allowed = 200 <= r.status_code < 300
+        noted = BUSINESS_ANSWERS.get(operation)
+        if not allowed and not (noted and noted[0] == r.status_code):
+            return f"{got} (expected it allowed)"
+        return None
+    if r.status_code != expected:
+        return f"{got} (expected {expected})"
+    if r.status_code >= 400 and (
+        r.headers.get("content-type") != PROBLEM or r.json().get("status") != r.status_code
+    ):
+        return f"{got} (expected a {PROBLEM} body, got {r.headers.get('content-type')})"
+    return None
+
+
+# --- the tests -------------------------------------------------------------------
+
+
+async def test_the_table_names_every_operation_of_the_document_and_no_other(
+    client: httpx.AsyncClient,
+) -> None:
+    documented = set(await operations(client))
+    unlisted = sorted(documented - EXPECTED.keys())
+    assert not unlisted, f"operations in the document with no row in EXPECTED: {unlisted}"
+    stale = sorted(EXPECTED.keys() - documented)
+    assert not stale, f"rows in EXPECTED for operations the document no longer has: {stale}"
+    assert REQUESTS.keys() == EXPECTED.keys(), "every row needs its request in REQUESTS"
+    assert OTHER_STORE.keys() <= EXPECTED.keys() and COLLEAGUE.keys() <= EXPECTED.keys()
+    assert BUSINESS_ANSWERS.keys() <= EXPECTED.keys()
+
+
+async def test_every_caller_gets_what_the_table_says(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    wrong: list[str] = []
+    sent = 0
+    documented = await operations(client)
+    for stale in sorted(EXPECTED.keys() - set(documented)):
+        wrong.append(f"{stale}: a row in EXPECTED, not in the document")
+    for operation in documented:
+        who = EXPECTED.get(operation)
+        if who is None:
+            wrong.append(f"{operation}: no row in EXPECTED")
+            continue
+        for caller in ROLES:
+            r = await send(client, world, operation, world.callers[caller])
+            sent += 1
+            if (why := judge(operation, caller, getattr(who, caller), r)) is not None:
+                wrong.append(why)
+    assert not wrong, "\n".join(wrong)
+    assert sent == len(EXPECTED) * len(ROLES)
+
+
+async def device_holder(token: str) -> int | None:
+    rows = await fetch("SELECT advisor FROM device WHERE token = {}", token)
+    return int(rows[0]["advisor"]) if rows else None
+
+
+async def store_a_state(w: World) -> list[dict[str, Any]]:
+    """The advisor's tasks on the member and the member's flags: another store's
+    people must leave them as they were."""
+    return await fetch(
+        "SELECT t.id, t.status, t.due_on, t.assignee, m.do_not_contact, m.wrong_number_at"
+        " FROM task t JOIN member m ON m.id = t.member WHERE m.id = {} ORDER BY t.id",
+        w.member_id,
+    )
+
+
+async def test_another_stores_people_do_not_get_this_stores_objects(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    w = world
+    before = await store_a_state(w)
+    device_owner = await device_holder(w.device_token)
+    assert device_owner is not None
+    wrong: list[str] = []
+    for table, callers, of in [
+        (OTHER_STORE, w.strangers, "of store B"),
+        (COLLEAGUE, {"advisor": w.colleague}, "of store A, the colleague"),
+    ]:
+        for operation, (answer, _why) in table.items():
+            for caller, headers in callers.items():
+                role_may = getattr(EXPECTED[operation], caller) == OK
+                expected = answer if role_may else getattr(EXPECTED[operation], caller)
+                r = await send(client, w, operation, headers)
+                if (why := judge(operation, f"{caller} {of}", expected, r)) is not None:
+                    wrong.append(why)
+                if operation == "GET /v1/contests/{contest_id}/standings" and role_may:
+                    # Store B is in 华东, the contest's advisors in 华南: names masked.
+                    names = [e["advisor_name"] for e in r.json()["advisors"]]
+                    assert names and all(n.endswith(f"* ({w.a.code})") for n in names), names
+    assert not wrong, "\n".join(wrong)
+    assert await store_a_state(w) == before
+    assert await device_holder(w.device_token) == device_owner
+
+    # Nor do store B's advisor's own lists name store A's tasks or members.
+    stranger = w.strangers["advisor"]
+    synced = await client.get("/advisor/v1/tasks", headers=stranger)
+    assert synced.status_code == 200
+    assert not {t["task_id"] for t in synced.json()["tasks"]} & {w.outcome_task, w.snooze_task}
+    listed = await client.get("/advisor/v1/today", params={"date": "2026-11-27"}, headers=stranger)
+    assert listed.status_code == 200
+    assert w.member_id not in {c["member"]["member_id"] for c in listed.json()["cards"]}
+    # While store A's own advisor and owner see the names in full.
+    for caller in ("advisor", "owner"):
+        mine = await client.get(f"/v1/contests/{w.contest_id}/standings", headers=w.callers[caller])
+        assert any(e["advisor_name"] == "顾问0" for e in mine.json()["advisors"]), mine.text
