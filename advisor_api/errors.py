@@ -15,6 +15,7 @@ from core.errors import (
     Conflict,
     DomainError,
     FieldError,
+    Forbidden,
     InvalidInput,
     NotFound,
     field_error,
@@ -28,6 +29,7 @@ _DOMAIN_STATUS: dict[type[DomainError], int] = {
     InvalidInput: 422,
     Conflict: 409,
     NotFound: 404,
+    Forbidden: 403,
 }
 
 

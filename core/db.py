@@ -229,6 +229,20 @@ def in_list(values: Sequence[Any], pg_type: str) -> tuple[str, list[Any]]:
     return "IN (SELECT value FROM json_each({}))", [document]
 
 
+def days_between(later: str, earlier: str) -> str:
+    """Whole days from one date expression to another, on either database."""
+    if is_postgres():
+        return f"({later} - {earlier})"
+    return f"(julianday({later}) - julianday({earlier}))"
+
+
+def days_after(day: str, n: int) -> str:
+    """The date expression ``n`` days after ``day``, on either database."""
+    if is_postgres():
+        return f"({day} + {int(n)})"
+    return f"date({day}, '{int(n):+d} days')"
+
+
 def param(pg_type: str) -> str:
     """A placeholder whose type PostgreSQL cannot infer from context (a bare value in a
     SELECT list); SQLite takes the value as it comes."""

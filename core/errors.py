@@ -38,6 +38,12 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class Forbidden(DomainError):
+    """Signed in, but this is not theirs to see (403)."""
+
+    title = "Forbidden"
+
+
 class NotFound(DomainError):
     """Unknown, or not the caller's to see (404)."""
 

@@ -18,14 +18,12 @@ from incentives.queries import (
     ADVISORS,
     STORES,
     Ranked,
-    Scope,
     Viewer,
     advisor_cards,
     completion_of,
     league_table,
     ledger_entries,
     my_ranks,
-    parse_scope,
     shown_name,
     store_cards,
     viewer_of,
@@ -52,6 +50,7 @@ from incentives.schemas import (
 )
 from members import queries as members
 from members.accounts import Principal
+from members.scopes import Scope, parse_scope
 from tasks.queries import completion
 
 

@@ -24,10 +24,11 @@ from core import clock
 from core.db import fetch, in_write_transaction, rows_source
 from core.errors import InvalidInput, NotFound
 from core.periods import FIRST_YEAR, LAST_YEAR, cover
-from incentives.queries import STORES, Ranked, Scope, Subject, parse_scope, rank_all
+from incentives.queries import STORES, Ranked, Subject, rank_all
 from incentives.rules import Weights, load_weights
 from incentives.schemas import ContestHead, ContestIn, ContestOut, PairOut
 from members import queries as members
+from members.scopes import Scope, parse_scope
 
 MAX_WINDOW_DAYS = 366
 

@@ -19,6 +19,7 @@ APP_CONFIG = AppConfig(
         tables.StatementLine,
         tables.Contest,
         tables.ContestPair,
+        tables.Target,
     ],
     migration_dependencies=["members.piccolo_app", "tasks.piccolo_app"],
     commands=[],

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.db import fetch, in_list, is_postgres
-from core.errors import InvalidInput
 from core.periods import Period, previous
 from incentives.rules import KINDS, Weights, load_weights
 from members import queries as members
 from members.accounts import Principal
+from members.scopes import Scope
 from tasks.queries import completion_by_advisor
 
 MAX_LIMIT = 500
@@ -41,28 +41,6 @@ class Subject:
 
 ADVISORS = Subject("advisor", "advisor_score", "advisor")
 STORES = Subject("store", "store_score", "store")
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    text: str
-    kind: str  # national | region | store
-    region: str | None = None
-    store_id: int | None = None
-
-
-async def parse_scope(text: str, field_name: str = "scope") -> Scope:
-    if text == "national":
-        return Scope(text, "national")
-    kind, _, value = text.partition(":")
-    if kind == "region" and value:
-        return Scope(text, "region", region=value)
-    if kind == "store" and value:
-        card = await members.store_card(value)
-        if card is None:
-            raise InvalidInput.on(field_name, f"no store {value}")
-        return Scope(text, "store", store_id=card["id"])
-    raise InvalidInput.on(field_name, "give national, region:NAME or store:CODE")
 
 
 def _scope_sql(subject: Subject, scope: Scope, alias: str) -> tuple[str, str, list[Any]]:

@@ -154,3 +154,19 @@ class ContestPair(Table, tablename="contest_pair"):
     position = Integer()
     store_a = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
     store_b = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+
+
+class Target(Table, tablename="target"):
+    """A month's target of new members and points for a store or an advisor: set by HQ
+    (stores, and advisors if it likes), split by the owner among a store's advisors."""
+
+    id = Serial(primary_key=True)
+    month = Varchar(length=7)
+    subject = Varchar(length=8)  # store | advisor
+    subject_id = Integer()
+    new_members = Integer(default=0)
+    points = BigInt(default=0)
+    set_by = Varchar(length=8)  # hq | owner
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    # UNIQUE (month, subject, subject_id): a migration's index.

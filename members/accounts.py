@@ -17,8 +17,8 @@ from members.phones import phone_or_error
 from members.stores import StoreRef
 from members.tables import Advisor, PosKey, Store, UserAccount, UserStore
 
-Role = Literal["advisor", "owner", "hq"]
-ROLES: tuple[Role, ...] = ("advisor", "owner", "hq")
+Role = Literal["advisor", "owner", "hq", "region"]
+ROLES: tuple[Role, ...] = ("advisor", "owner", "hq", "region")
 
 # scrypt at n=2**14, r=8: ~16 MiB and tens of milliseconds a guess (OWASP's floor).
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P, _SCRYPT_LEN = 2**14, 8, 1, 32
@@ -36,6 +36,7 @@ class Principal:
     advisor_id: int | None
     store_ids: frozenset[int]
     timezone: str | None = None  # an advisor's store's
+    region: str | None = None  # a regional marketer's (营销通)
 
     @property
     def visible_stores(self) -> frozenset[int] | None:
@@ -79,35 +80,48 @@ def verify_password(password: str, stored: str) -> bool:
 _DECOY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
-async def create_user(
-    role: str,
-    phone: str,
-    password: str,
-    store_codes: list[str] | None = None,
-    advisor_code: str | None = None,
-) -> int:
-    if role not in ROLES:
-        raise InvalidInput.on("role", f"must be one of {', '.join(ROLES)}")
-    normalised = phone_or_error(phone, "phone")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput.on("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
-    advisor_id: int | None = None
-    store_ids: list[int] = []
+async def _links(
+    role: str, store_codes: list[str] | None, advisor_code: str | None, region: str | None
+) -> tuple[int | None, list[int]]:
+    """What a login is bound to: an advisor's advisor, an owner's stores, a regional
+    marketer's region (which must have stores)."""
     if role == "advisor":
         if not advisor_code:
             raise InvalidInput.on("advisor_code", "an advisor login names its advisor")
         advisor = await Advisor.select(Advisor.id).where(Advisor.code == advisor_code).first()
         if advisor is None:
             raise InvalidInput.on("advisor_code", f"no advisor {advisor_code}")
-        advisor_id = advisor["id"]
-    elif role == "owner":
+        return int(advisor["id"]), []
+    if role == "owner":
         if not store_codes:
             raise InvalidInput.on("store", "an owner login names at least one store")
         rows = await Store.select(Store.id, Store.code).where(Store.code.is_in(store_codes))
         missing = set(store_codes) - {r["code"] for r in rows}
         if missing:
             raise InvalidInput.on("store", f"no store {', '.join(sorted(missing))}")
-        store_ids = [r["id"] for r in rows]
+        return None, [r["id"] for r in rows]
+    if role == "region":
+        if not region:
+            raise InvalidInput.on("region", "a regional login names its region")
+        if not await Store.exists().where(Store.region == region):
+            raise InvalidInput.on("region", f"no store in region {region}")
+    return None, []
+
+
+async def create_user(
+    role: str,
+    phone: str,
+    password: str,
+    store_codes: list[str] | None = None,
+    advisor_code: str | None = None,
+    region: str | None = None,
+) -> int:
+    if role not in ROLES:
+        raise InvalidInput.on("role", f"must be one of {', '.join(ROLES)}")
+    normalised = phone_or_error(phone, "phone")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput.on("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
+    advisor_id, store_ids = await _links(role, store_codes, advisor_code, region)
     password_hash = await asyncio.to_thread(hash_password, password)
 
     async def work() -> int:
@@ -119,7 +133,11 @@ async def create_user(
             raise Conflict(f"advisor {advisor_code} already has a login")
         rows = await UserAccount.insert(
             UserAccount(
-                phone=normalised, password_hash=password_hash, role=role, advisor=advisor_id
+                phone=normalised,
+                password_hash=password_hash,
+                role=role,
+                advisor=advisor_id,
+                region=region if role == "region" else None,
             )
         ).returning(UserAccount.id)
         user_id = int(rows[0]["id"])
@@ -152,7 +170,7 @@ async def authenticate(phone: str, password: str) -> Principal | None:
 async def principal(user_id: int) -> Principal | None:
     """The person behind a token, as they are now (a deactivated advisor loses access)."""
     rows = await fetch(
-        "SELECT u.id, u.role, u.phone, u.active, u.advisor, a.store AS advisor_store,"
+        "SELECT u.id, u.role, u.phone, u.active, u.advisor, u.region, a.store AS advisor_store,"
         " a.active AS advisor_active, s.timezone FROM user_account u"
         " LEFT JOIN advisor a ON a.id = u.advisor LEFT JOIN store s ON s.id = a.store"
         " WHERE u.id = {}",
@@ -168,6 +186,9 @@ async def principal(user_id: int) -> Principal | None:
     elif row["role"] == "owner":
         links = await UserStore.select(UserStore.store).where(UserStore.user == user_id)
         store_ids = frozenset(link["store"] for link in links)
+    elif row["role"] == "region":
+        stores = await Store.select(Store.id).where(Store.region == row["region"])
+        store_ids = frozenset(store["id"] for store in stores)
     else:
         store_ids = frozenset()
     return Principal(
@@ -177,6 +198,7 @@ async def principal(user_id: int) -> Principal | None:
         advisor_id=row["advisor"],
         store_ids=store_ids,
         timezone=row["timezone"],
+        region=row["region"],
     )
 
 

@@ -6,17 +6,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from core.db import fetch, is_postgres
+from core.db import fetch
 from members.phones import mask_phone
 
 REPEAT_WINDOW_DAYS = 90
-
-
-def days_between(later: str, earlier: str) -> str:
-    """Whole days from one date expression to another, on either database."""
-    if is_postgres():
-        return f"({later} - {earlier})"
-    return f"(julianday({later}) - julianday({earlier}))"
 
 
 async def new_members_by_recruiter(store_id: int, first: date, last: date) -> dict[Any, int]:
@@ -31,21 +24,12 @@ async def new_members_by_recruiter(store_id: int, first: date, last: date) -> di
 
 
 async def sales_by_advisor(store_id: int, first: date, last: date) -> dict[Any, dict[str, int]]:
-    """Per credited advisor: points, revenue and the revenue of repeat purchases made
-    within 90 days of the member's previous purchase anywhere (RN3's numerator), in
-    one pass with LAG over the members' purchases."""
-    gap = days_between("p.purchased_on", "p.previous_on")
+    """Per credited advisor: points, revenue and RN3's numerator, the revenue of repeat
+    purchases (within 90 days of the member's previous purchase anywhere)."""
     rows = await fetch(
-        "SELECT p.advisor AS who, SUM(p.points_earned) AS points, SUM(p.total_fen) AS revenue,"
-        f" SUM(CASE WHEN p.previous_on IS NOT NULL AND {gap} <= {REPEAT_WINDOW_DAYS}"
-        " THEN p.total_fen ELSE 0 END) AS repeat_fen FROM (SELECT id, advisor, store,"
-        " purchased_on, points_earned, total_fen, LAG(purchased_on) OVER (PARTITION BY member"
-        " ORDER BY purchased_at, id) AS previous_on FROM purchase WHERE member IN"
-        " (SELECT member FROM purchase WHERE store = {} AND purchased_on BETWEEN {} AND {})) p"
-        " WHERE p.store = {} AND p.purchased_on BETWEEN {} AND {} GROUP BY p.advisor",
-        store_id,
-        first,
-        last,
+        "SELECT advisor AS who, SUM(points_earned) AS points, SUM(total_fen) AS revenue,"
+        " SUM(CASE WHEN repeat THEN total_fen ELSE 0 END) AS repeat_fen FROM purchase"
+        " WHERE store = {} AND purchased_on BETWEEN {} AND {} GROUP BY advisor",
         store_id,
         first,
         last,

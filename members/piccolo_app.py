@@ -22,6 +22,8 @@ APP_CONFIG = AppConfig(
         tables.UserAccount,
         tables.UserStore,
         tables.PosKey,
+        tables.StoreDay,
+        tables.StoreActivity,
     ],
     migration_dependencies=[],
     commands=[],

@@ -15,10 +15,20 @@ from typing import Any
 import msgspec
 
 from core import clock, metrics
-from core.db import LostRace, fetch, in_list, in_write_transaction, is_postgres, param, rows_source
+from core.db import (
+    LostRace,
+    days_between,
+    fetch,
+    in_list,
+    in_write_transaction,
+    is_postgres,
+    param,
+    rows_source,
+)
 from core.errors import Conflict, InvalidInput
 from core.events import bus
 from members.events import BoughtLine, MemberJoined, PurchaseRecorded
+from members.figures import REPEAT_WINDOW_DAYS
 from members.points import PointsRule, book_earnings
 from members.receipts import (
     REUSED_RECEIPT,
@@ -116,6 +126,7 @@ async def _record(
     for row in await _claim_receipts(batch, balance_after):
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
+    await mark_repeats(sorted({batch.member_id(r) for r in new}))
     await book_earnings(
         store.id,
         [
@@ -323,6 +334,26 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
         raise LostRace()
     batch.purchase_ids = {row["receipt_id"]: row["id"] for row in claimed}
     return claimed
+
+
+async def mark_repeats(member_ids: list[int]) -> None:
+    """RN3's flag on every purchase of these members: bought within 90 days of the
+    member's previous purchase. A receipt sent late can make the next purchase a
+    repeat (or no longer one): each member's purchases are read again in order and
+    only the flags that changed are written (the store totals follow, by trigger)."""
+    if not member_ids:
+        return
+    cond, args = in_list(member_ids, "bigint")
+    gap = days_between(
+        "purchased_on", "LAG(purchased_on) OVER (PARTITION BY member ORDER BY purchased_at, id)"
+    )
+    await fetch(
+        "UPDATE purchase SET repeat = x.rep FROM (SELECT id,"
+        f" COALESCE({gap} <= {REPEAT_WINDOW_DAYS}, false) AS rep"
+        f" FROM purchase WHERE member {cond}) AS x"
+        " WHERE purchase.id = x.id AND purchase.repeat <> x.rep",
+        *args,
+    )
 
 
 async def _write_lines(batch: _Batch) -> None:

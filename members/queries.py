@@ -289,9 +289,6 @@ async def purchases_between(
     return [(int(r["id"]), int(r["total_fen"])) for r in rows]
 
 
-REPEAT_WINDOW_DAYS = 90
-
-
 async def member_profile(
     store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
 ) -> MemberProfile:
@@ -373,17 +370,12 @@ async def _purchase_page(member_id: int, offset: int, limit: int) -> tuple[list[
 
 
 async def _latest_is_repeat(member_id: int) -> bool:
-    """RN3's flag: the latest purchase came within 90 days of the one before it."""
-    latest_two = await fetch(
-        "SELECT purchased_on FROM purchase WHERE member = {} ORDER BY purchased_at DESC LIMIT 2",
+    """RN3's flag of the latest purchase: within 90 days of the one before it."""
+    latest = await fetch(
+        "SELECT repeat FROM purchase WHERE member = {} ORDER BY purchased_at DESC, id DESC LIMIT 1",
         member_id,
     )
-    if len(latest_two) < 2:
-        return False
-    gap = clock.as_date(latest_two[0]["purchased_on"]) - clock.as_date(
-        latest_two[1]["purchased_on"]
-    )
-    return gap.days <= REPEAT_WINDOW_DAYS
+    return bool(latest and latest[0]["repeat"])
 
 
 async def is_demo_chain(hq_phone: str) -> bool:

@@ -108,6 +108,9 @@ class Purchase(Table, tablename="purchase"):
     total_fen = BigInt()
     eligible_fen = BigInt()
     points_earned = Integer()
+    # RN3: bought within 90 days of the member's previous purchase (anywhere). Kept
+    # exact when a receipt arrives late: the next purchase's flag is recomputed too.
+    repeat = Boolean(default=False)
     # The balance right after this purchase: part of the answer a replay gets back.
     points_balance_after = Integer()
     request_hash = Varchar(length=64)
@@ -164,7 +167,9 @@ class UserAccount(Table, tablename="user_account"):
     id = Serial(primary_key=True)
     phone = Varchar(length=11, unique=True)
     password_hash = Varchar(length=255)
-    role = Varchar(length=16)  # advisor | owner | hq
+    role = Varchar(length=16)  # advisor | owner | hq | region
+    # A regional marketer's (营销通) region: they see the stores inside it only.
+    region = Varchar(length=50, null=True, default=None)
     advisor = ForeignKey(Advisor, on_delete=OnDelete.restrict, null=True, default=None, unique=True)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -189,3 +194,35 @@ class PosKey(Table, tablename="pos_key"):
     prefix = Varchar(length=12)
     created_at = Timestamptz(default=TimestamptzNow())
     revoked_at = Timestamptz(null=True, default=None)
+
+
+class StoreDay(Table, tablename="store_day"):
+    """A store's sales and recruits per day, ISO week and month (``period`` as the API
+    writes it): receipts, revenue, RN3's repeat revenue by the purchase's store, new
+    members by their home store. Kept by database triggers in the transaction of each
+    purchase and member, so it always equals the rows it sums."""
+
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    period = Varchar(length=10)
+    receipts = Integer(default=0)
+    revenue_fen = BigInt(default=0)
+    repeat_fen = BigInt(default=0)
+    new_members = Integer(default=0)
+
+    # UNIQUE (store, period): a migration's index.
+
+
+class StoreActivity(Table, tablename="store_activity"):
+    """Members of a store (by home store) as of the end of a day: how many had joined,
+    and how many bought in the 90 and the 365 days to it. Taken by the daily job for
+    the day just ended, and for the month ends before it."""
+
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    day = Date()
+    members = Integer(default=0)
+    active_3m = Integer(default=0)
+    active_12m = Integer(default=0)
+
+    # UNIQUE (store, day): a migration's index.

@@ -10,7 +10,8 @@ from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
-from core.db import in_list
+from core.db import days_after, fetch, in_list, rows_source
+from members.babies import STAGE_BOUNDARIES_MONTHS, stage_for_age
 from members.events import MemberJoined, PurchaseRecorded
 from members.queries import category_history, store_todays
 from tasks.lifecycle import RunReport, insert_task_rows, transition
@@ -20,6 +21,9 @@ CATEGORY_NAMES = {"formula": "奶粉", "probiotic": "益生菌", "cereal": "米�
 # A member's own rate may not stray further than this from the product's label.
 OWN_RATE_CLAMP = (0.5, 2.0)
 MAX_SUPPLY_DAYS = 366
+# A stage_up counts as kept when the next stage is bought within this many days of
+# the boundary.
+KEEP_DAYS = 30
 
 
 def task_row(
@@ -102,6 +106,7 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
     if replenish is not None and replenish.enabled:
         rows += await _replenish_rows(recorded, replenish, today)
     await insert_task_rows(rows, RunReport())
+    await _keep_stage_ups(recorded)
     # Keep one open replenish per member and category: the latest run-out wins,
     # whichever order the receipts arrived in.
     await transition(
@@ -111,6 +116,31 @@ async def on_purchases(recorded: list[PurchaseRecorded]) -> None:
         args,
         "cancelled",
         "superseded",
+    )
+
+
+async def _keep_stage_ups(recorded: list[PurchaseRecorded]) -> None:
+    """A stage_up is kept when its member buys the stage it is for (or a later one)
+    within 30 days of the boundary: the 解冻 plan's own measure of success."""
+    bought = sorted(
+        {
+            (p.member_id, line.stage, p.purchased_on)
+            for p in recorded
+            for line in p.lines
+            if line.stage is not None
+        }
+    )
+    if not bought:
+        return
+    source, args = rows_source([("member", "bigint"), ("stage", "int"), ("day", "date")], bought)
+    stage_for = " ".join(f"WHEN '{m}' THEN {stage_for_age(m)}" for m in STAGE_BOUNDARIES_MONTHS)
+    await fetch(
+        "UPDATE task SET kept_on = k.day FROM (SELECT t.id, MIN(b.day) AS day FROM task t"
+        f" JOIN ({source}) AS b ON b.member = t.member WHERE t.kind = 'stage_up'"
+        f" AND t.kept_on IS NULL AND b.stage >= CASE t.topic {stage_for} END"
+        f" AND b.day >= t.anchor_on AND b.day <= {days_after('t.anchor_on', KEEP_DAYS)}"
+        " GROUP BY t.id) AS k WHERE task.id = k.id",
+        *args,
     )
 
 

@@ -128,6 +128,7 @@ async def _lock_task(call: _Call) -> dict[str, Any]:
 async def _apply(call: _Call, task: dict[str, Any]) -> OutcomeOut:
     """Complete the task if the call still counts, then do what the result asks for."""
     applied, detail = await _judge(call, task)
+    await _contacted(call)
     now = clock.now()
     status = task["status"]
     if applied:
@@ -166,6 +167,19 @@ async def _apply(call: _Call, task: dict[str, Any]) -> OutcomeOut:
     if not inserted:
         raise LostRace()
     return OutcomeOut(call.task_id, status, applied, callback_id, detail)
+
+
+async def _contacted(call: _Call) -> None:
+    """The task was worked, whatever came of the call: insights count it contacted
+    (from its first call) and reached (if any call reached the member)."""
+    await fetch(
+        "UPDATE task SET contacted_at = CASE WHEN contacted_at IS NULL OR contacted_at > {}"
+        " THEN {} ELSE contacted_at END, reached = (reached OR {}) WHERE id = {}",
+        call.recorded_at,
+        call.recorded_at,
+        call.data.result in REACHED,
+        call.task_id,
+    )
 
 
 async def _judge(call: _Call, task: dict[str, Any]) -> tuple[bool, str | None]:

@@ -15,6 +15,7 @@ APP_CONFIG = AppConfig(
         tables.Task,
         tables.TaskEvent,
         tables.Outcome,
+        tables.TaskSummary,
     ],
     migration_dependencies=["members.piccolo_app"],
     commands=[],

@@ -81,6 +81,12 @@ class Task(Table, tablename="task"):
     # converts one task at most; a migration's index), and its amount.
     converted_purchase = ForeignKey(Purchase, on_delete=OnDelete.restrict, null=True, default=None)
     converted_fen = BigInt(null=True, default=None)
+    # Insights: when an outcome was first recorded for it (applied or not), whether
+    # one reached the member, and for a stage_up the day the member bought the next
+    # stage within 30 days of the boundary.
+    contacted_at = Timestamptz(null=True, default=None)
+    reached = Boolean(default=False)
+    kept_on = Date(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
     # For phones syncing after being offline, kept by database triggers on every
@@ -122,3 +128,27 @@ class Outcome(Table, tablename="outcome"):
     applied = Boolean(default=True)
     task_status = Varchar(length=16)
     callback_task = ForeignKey(Task, on_delete=OnDelete.restrict, null=True, default=None)
+
+
+class TaskSummary(Table, tablename="task_summary"):
+    """Tasks counted by the period their due date falls in (day, ISO week, month), per
+    store, kind and campaign (0 for none): what playbook insights read. Kept by
+    database triggers on ``task`` in the writing transaction, so it always equals the
+    tasks it counts."""
+
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    period = Varchar(length=10)
+    kind = Varchar(length=32)
+    campaign = Integer(default=0)
+    made = Integer(default=0)
+    cancelled = Integer(default=0)
+    contacted = Integer(default=0)
+    reached = Integer(default=0)
+    done = Integer(default=0)
+    expired = Integer(default=0)
+    converted = Integer(default=0)
+    converted_fen = BigInt(default=0)
+    kept = Integer(default=0)
+
+    # UNIQUE (store, period, kind, campaign): a migration's index.
