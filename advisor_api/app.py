@@ -26,6 +26,7 @@ from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
+from advisor_api.controllers.insights import InsightsController, TargetsController
 from advisor_api.controllers.ops import MetricsController, live, ready
 from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.pos import PosController
@@ -93,6 +94,8 @@ def _routes(
         index,
         web_router(settings.jwt_secret, settings.secure_cookies),
         HqIncentivesController,
+        InsightsController,
+        TargetsController,
         *extra_routes,
     ]
 

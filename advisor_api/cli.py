@@ -77,17 +77,17 @@ def cmd_migrate(_: argparse.Namespace) -> None:
 
 def cmd_seed_demo(_: argparse.Namespace) -> None:
     from advisor_api.demo import is_empty, seed_demo
+    from advisor_api.jobs import daily_job
     from members.queries import advisor_cards, all_advisor_ids
     from notifications.services import register_device
-    from tasks.daily import run_daily
 
     async def seed_and_plan() -> str:
         if not await is_empty():
             return "the database already has stores: demo chain not seeded"
-        done = await seed_demo()
+        done = await seed_demo(lambda line: print(line, flush=True))
         # The calendar's follow-ups (stage-ups, quiet members) for today, so that the
         # demo advisors open to a real list.
-        report = await run_daily()
+        report = (await daily_job()).tasks
         # A phone per demo advisor, so that `tiantian push digest` has somewhere to go
         # (the log sender writes each push to the log).
         cards = await advisor_cards(await all_advisor_ids())
@@ -104,7 +104,12 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     user_id = _run(
         _with_pool(
             lambda: create_user(
-                args.role, args.phone, args.password, args.store or None, args.advisor_code
+                args.role,
+                args.phone,
+                args.password,
+                args.store or None,
+                args.advisor_code,
+                args.region,
             )
         )
     )
@@ -139,10 +144,11 @@ DEFAULT_DAY = "each zone's own today"
 def cmd_run_daily(args: argparse.Namespace) -> None:
     from time import perf_counter
 
-    from tasks.daily import run_daily
+    from advisor_api.jobs import daily_job
 
     started = perf_counter()
-    report = _run(_with_pool(lambda: run_daily(args.date)))
+    job = _run(_with_pool(lambda: daily_job(args.date)))
+    report = job.tasks
     elapsed = perf_counter() - started
     kinds = sorted(set(report.created) | set(report.expired) | set(report.superseded))
     print(f"daily run for {args.date or DEFAULT_DAY}")
@@ -152,6 +158,7 @@ def cmd_run_daily(args: argparse.Namespace) -> None:
             f"{kind:<12} {report.created.get(kind, 0):>8} {report.superseded.get(kind, 0):>10}"
             f" {report.expired.get(kind, 0):>8}"
         )
+    print(f"store activity snapshots written: {job.snapshots}")
     print(f"elapsed {elapsed:.2f} s")
 
 
@@ -250,11 +257,12 @@ def parser() -> argparse.ArgumentParser:
 
     user = sub.add_parser("user", help="logins").add_subparsers(dest="action", required=True)
     create = user.add_parser("create", help="create a login")
-    create.add_argument("--role", required=True, choices=["advisor", "owner", "hq"])
+    create.add_argument("--role", required=True, choices=["advisor", "owner", "region", "hq"])
     create.add_argument("--phone", required=True)
     create.add_argument("--password", required=True)
     create.add_argument("--store", action="append", help="an owner's store (repeatable)")
     create.add_argument("--advisor-code")
+    create.add_argument("--region", help="a regional marketer's region (营销通), e.g. 华南")
     create.set_defaults(func=cmd_user_create)
 
     pos_key = sub.add_parser("pos-key", help="POS keys").add_subparsers(

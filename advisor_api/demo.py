@@ -6,12 +6,13 @@ the same chain, dated back from the domain clock's today."""
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from advisor_api.demo_history import live_history
 from core import clock
-from members import accounts, babies, purchases, registration, registry
-from members.points import PointsRule
+from members import accounts, babies, registry
 from members.schemas import (
     AdvisorIn,
     BabyIn,
@@ -52,6 +53,7 @@ DEMO_PASSWORD = "tiantian123"
 HQ_PHONE = "13900000000"
 OWNER_PHONE = "13900000001"  # owns S0001 and S0002
 OWNER2_PHONE = "13900000002"  # owns S0004
+REGION_PHONE = "13900000003"  # 华南's regional marketer (营销通)
 
 
 def advisor_code(n: int) -> str:
@@ -70,13 +72,25 @@ async def is_empty() -> bool:
     return not await Store.exists()
 
 
-async def seed_demo() -> str:
+async def seed_demo(progress: Callable[[str], None] = lambda _: None) -> str:
     """Build the demo chain if the database has no stores; returns what was done."""
     if not await is_empty():
         return "the database already has stores: demo chain not seeded"
     rng = random.Random(2026)
     today = clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
+    await _registry()
+    prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
+    joins, receipts = await _members(rng, today, prices)
+    lived = await live_history(joins, receipts, today, rng, progress)
+    members = sum(len(m) for m in joins.values())
+    return (
+        f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {members} members,"
+        f" {lived['receipts']} receipts, {lived['calls']} calls, {lived['targets']} targets"
+    )
 
+
+async def _registry() -> None:
+    """Stores, advisors with their logins, products, and the other demo logins."""
     for code, name, region, lat, lng in STORES:
         await registry.put_store(
             code, StoreIn(name=name, region=region, latitude=lat, longitude=lng)
@@ -103,9 +117,15 @@ async def seed_demo() -> str:
     await accounts.create_user("hq", HQ_PHONE, DEMO_PASSWORD)
     await accounts.create_user("owner", OWNER_PHONE, DEMO_PASSWORD, store_codes=["S0001", "S0002"])
     await accounts.create_user("owner", OWNER2_PHONE, DEMO_PASSWORD, store_codes=["S0004"])
+    await accounts.create_user("region", REGION_PHONE, DEMO_PASSWORD, region="华南")
 
-    prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
-    rule = PointsRule()
+
+async def _members(
+    rng: random.Random, today: date, prices: dict[str, Decimal]
+) -> tuple[dict[str, list[MemberRegistration]], dict[str, list[PurchaseIn]]]:
+    """Each store's members (joining on their day) and their receipts, by store code."""
+    receipts: dict[str, list[PurchaseIn]] = {}
+    joins: dict[str, list[MemberRegistration]] = {}
     member_no = 0
     for store_index, (code, *_rest) in enumerate(STORES):
         store = await store_by_code(code)
@@ -114,14 +134,14 @@ async def seed_demo() -> str:
                 store=store.id, key_hash=accounts.pos_key_hash(demo_pos_key(code)), prefix="demo"
             )
         )
-        receipts: list[PurchaseIn] = []
+        receipts[code], joins[code] = [], []
         for _ in range(MEMBERS_PER_STORE):
             member_no += 1
             adv = advisor_code(store_index * 2 + 1 + rng.randrange(2))
             phone = f"137{member_no:08d}"
             # Babies from two months before birth to four years old.
             age_days = rng.randint(-60, 4 * 365)
-            joined = today - timedelta(days=rng.randint(20, HISTORY_DAYS))
+            joined = today - timedelta(days=rng.randint(2, HISTORY_DAYS))
             baby = (
                 BabyIn(name=rng.choice(BABY_NAMES), birth_date=today - timedelta(days=age_days))
                 if age_days >= 0
@@ -129,8 +149,7 @@ async def seed_demo() -> str:
             )
             if baby.birth_date is not None and baby.birth_date > joined:
                 joined = baby.birth_date
-            await registration.register_member(
-                store,
+            joins[code].append(
                 MemberRegistration(
                     phone=phone,
                     name=f"{rng.choice(SURNAMES)}女士",
@@ -138,16 +157,14 @@ async def seed_demo() -> str:
                     registered_at=_at(joined, 10),
                     babies=[baby],
                     do_not_contact=rng.random() < 0.03,
-                ),
+                )
             )
             if baby.birth_date is None:
                 continue
-            receipts.extend(
+            receipts[code].extend(
                 _history(rng, code, member_no, phone, adv, baby.birth_date, joined, today, prices)
             )
-        for start in range(0, len(receipts), 500):
-            await purchases.ingest_purchases(store, receipts[start : start + 500], rule)
-    return f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {member_no} members"
+    return joins, receipts
 
 
 def _at(day: date, hour: int) -> datetime:

@@ -132,12 +132,34 @@ def state_schemas_exactly(app: Litestar) -> None:
             if "data" in signature.parameters:
                 _structs(signature.parameters["data"].annotation, structs)
             _structs(signature.return_type.annotation, structs)
+            for body in handler.opt.get("bodies", {}).values():
+                _structs(body, structs)
     _, exact = msgspec.json.schema_components(
         sorted(structs, key=lambda t: t.__name__), ref_template="#/components/schemas/{name}"
     )
     plugin = app.plugins.get(OpenAPIPlugin)
-    components = plugin.provide_openapi_schema().setdefault("components", {})
-    components.setdefault("schemas", {}).update(exact)
+    document = plugin.provide_openapi_schema()
+    document.setdefault("components", {}).setdefault("schemas", {}).update(exact)
+    _state_raw_bodies(app, document)
+
+
+def _state_raw_bodies(app: Litestar, document: dict[str, Any]) -> None:
+    """A handler that reads its body itself, in more than one media type (JSON or a
+    CSV upload), names them in ``opt["bodies"]``: the document states each."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            bodies = getattr(handler, "opt", {}).get("bodies")
+            if not bodies:
+                continue
+            content = {
+                media: {"schema": {"type": "string"}}
+                if body is str
+                else {"schema": {"$ref": f"#/components/schemas/{body.__name__}"}}
+                for media, body in bodies.items()
+            }
+            for method in handler.http_methods:
+                operation = document["paths"][route.path_format][method.lower()]
+                operation["requestBody"] = {"required": True, "content": content}
 
 
 # --- bodies read as strictly as the schema states them -------------------------------

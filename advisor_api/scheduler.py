@@ -16,12 +16,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from advisor_api.jobs import daily_job
 from core import clock
 from core.lease import Leadership
 from members.queries import timezones_in_use
 from notifications.dispatch import Dispatcher
 from notifications.services import DIGEST_AT, queue_digests
-from tasks.daily import run_daily
 
 log = logging.getLogger("tiantian.scheduler")
 
@@ -78,12 +78,13 @@ class Scheduler:
     async def _daily(self, zone: str) -> None:
         if not await self.leadership.check():
             return
-        report = await run_daily(timezones=[zone])
+        report = await daily_job(timezones=[zone])
         log.info(
-            "daily run for %s: created %s, expired %s",
+            "daily run for %s: created %s, expired %s, %d store activity snapshots",
             zone,
-            dict(report.created),
-            dict(report.expired),
+            dict(report.tasks.created),
+            dict(report.tasks.expired),
+            report.snapshots,
         )
 
     async def _digest(self, zone: str) -> None:

@@ -8,6 +8,9 @@ replays of history); logins and tokens keep the real clock and do not call this.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,8 +26,25 @@ def _parse_test_clock(value: str) -> datetime:
     return instant.astimezone(UTC)
 
 
+# A replay of history (the demo chain's past) lives each day at that day's time.
+_replaying: ContextVar[datetime | None] = ContextVar("replaying", default=None)
+
+
+@contextmanager
+def living_at(instant: datetime) -> Iterator[None]:
+    """Within the block, "now" is ``instant`` (for this task and what it awaits)."""
+    token = _replaying.set(instant.astimezone(UTC))
+    try:
+        yield
+    finally:
+        _replaying.reset(token)
+
+
 def now() -> datetime:
     """The domain's current instant, timezone-aware, in UTC."""
+    replayed = _replaying.get()
+    if replayed is not None:
+        return replayed
     frozen = os.environ.get("TIANTIAN_NOW")
     if frozen:
         return _parse_test_clock(frozen)

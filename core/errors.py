@@ -38,6 +38,16 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class Malformed(DomainError):
+    """The body does not match its schema (400): a body the handler decodes itself."""
+
+    title = "Invalid request"
+
+    @classmethod
+    def on(cls, field: str, message: str) -> Malformed:
+        return cls(f"{field}: {message}", [FieldError(field, message)])
+
+
 class Forbidden(DomainError):
     """Signed in, but this is not theirs to see (403)."""
 

@@ -48,9 +48,10 @@ from incentives.schemas import (
     StoreEntry,
     StoreTable,
 )
+from incentives.targets import my_target
 from members import queries as members
 from members.accounts import Principal
-from members.scopes import Scope, parse_scope
+from members.scopes import Scope, check_may_see, parse_scope
 from tasks.queries import completion
 
 
@@ -111,7 +112,7 @@ async def advisor_table(
     principal: Principal, scope_text: str, period: Period, limit: int
 ) -> AdvisorTable:
     viewer = await viewer_of(principal)
-    scope = await parse_scope(scope_text)
+    scope = await _scope_seen_by(principal, scope_text)
     mine = [viewer.advisor_id] if viewer.advisor_id is not None else []
     table = await league_table(ADVISORS, scope, period, limit, mine)
     both = await _advisor_entries(viewer, [*table.entries, *table.mine])
@@ -127,7 +128,7 @@ async def store_table(
     principal: Principal, scope_text: str, period: Period, limit: int, per_advisor: bool
 ) -> StoreTable:
     viewer = await viewer_of(principal)
-    scope = await parse_scope(scope_text)
+    scope = await _scope_seen_by(principal, scope_text)
     table = await league_table(
         STORES, scope, period, limit, sorted(viewer.store_ids), per_advisor=per_advisor
     )
@@ -142,8 +143,18 @@ async def store_table(
     )
 
 
+async def _scope_seen_by(principal: Principal, scope_text: str) -> Scope:
+    """Advisors and owners see every league table (names masked outside their region);
+    a regional login sees its region's only."""
+    scope = await parse_scope(scope_text)
+    if principal.role == "region":
+        check_may_see(principal, scope)
+    return scope
+
+
 async def standings(principal: Principal, contest_id: int, limit: int) -> Standings:
     contest = await contests.load_contest(contest_id)
+    await _scope_seen_by(principal, contest.head.scope)
     viewer = await viewer_of(principal)
     final = contests.is_final(contest)
     common = Standings(**msgspec.structs.asdict(contest.head), final=final)
@@ -232,6 +243,7 @@ async def my_score(advisor_id: int, period: Period) -> MyScore:
     done, expired = await completion_of(advisor_id, period)
     bonus_month = month_of(period.first).name
     statement = await statements.statement(bonus_month, advisor_id)
+    target, attainment = await my_target(advisor_id, bonus_month)
     return MyScore(
         period=period.name,
         first_day=period.first,
@@ -246,6 +258,8 @@ async def my_score(advisor_id: int, period: Period) -> MyScore:
         bonus_estimate=fen_to_yuan(statement.total_fen),
         bonus_final=statement.closed_at is not None,
         rank=MyRanks(**ranks),
+        target=target,
+        attainment=attainment,
     )
 
 

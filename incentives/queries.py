@@ -246,6 +246,9 @@ class Viewer:
 async def viewer_of(principal: Principal) -> Viewer:
     if principal.role == "hq":
         return Viewer(None, frozenset(), None)
+    if principal.role == "region":
+        # Names in full inside the region; no line of "mine" (the region is not a store).
+        return Viewer(None, frozenset(), frozenset({principal.region or ""}))
     regions = await members.regions_of(principal.store_ids)
     return Viewer(principal.advisor_id, principal.store_ids, regions)
 

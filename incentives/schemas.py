@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from core.csvfile import Rejected
 from core.money import DecimalText, ShareText, YuanText
 from core.periods import MONTH_PATTERN
 
@@ -106,6 +107,8 @@ class MyScore(Struct):
     bonus_estimate: Decimal
     bonus_final: bool  # the month is closed: this is what the statement pays
     rank: MyRanks
+    target: MyTarget | None
+    attainment: Attainment | None
 
 
 class LedgerRef(Struct):
@@ -238,3 +241,77 @@ class Standings(ContestHead):
     my_store: StoreEntry | None = None  # a store league: the caller's store's
     pairs: list[PkMatch] | None = None
     table: list[PkRecord] | None = None
+
+
+# --- targets -------------------------------------------------------------------
+
+Code = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9_-]{1,16}$")]
+NewMembers = Annotated[int, Meta(ge=0, le=1_000_000)]
+Points = Annotated[int, Meta(ge=0, le=10**12)]
+TARGET_LINES = 100_000
+
+
+class TargetIn(Struct, forbid_unknown_fields=True):
+    subject: Literal["store", "advisor"]
+    code: Code
+    new_members: NewMembers
+    points: Points
+
+
+class TargetsIn(Struct, forbid_unknown_fields=True):
+    targets: Annotated[list[TargetIn], Meta(max_length=TARGET_LINES)]
+
+
+class AdvisorShareIn(Struct, forbid_unknown_fields=True):
+    code: Code
+    new_members: NewMembers
+    points: Points
+
+
+class SplitIn(Struct, forbid_unknown_fields=True):
+    advisors: Annotated[list[AdvisorShareIn], Meta(max_length=500)]
+
+
+class SaveReport(Struct):
+    month: str
+    saved: int
+    rejected: list[Rejected]
+
+
+class Figures(Struct):
+    new_members: int
+    points: int
+
+
+class Attainment(Struct):
+    new_members: str | None
+    points: str | None
+
+
+class TargetRow(Struct):
+    subject: str
+    code: str
+    name: str
+    store_code: str
+    target: Figures | None
+    actual: Figures
+    attainment: Attainment
+    derived: bool  # an advisor's share of the store's target, not one of their own
+
+
+class TargetTable(Struct):
+    month: str
+    scope: str
+    subject: str
+    rows: list[TargetRow]
+
+
+class MyTarget(Struct):
+    """The advisor's target for the month the score's period starts in, and that
+    month's actual figures."""
+
+    month: str
+    new_members: int
+    points: int
+    derived: bool
+    actual: Figures

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, timedelta
+from functools import partial
 
-from core.db import fetch, insert_count, param
+from core.db import fetch, in_write_transaction, insert_count, param
 
 ACTIVE_3M_DAYS = 90
 ACTIVE_12M_DAYS = 365
@@ -79,5 +80,5 @@ async def take_snapshots(today: date, timezone: str) -> int:
     days = [yesterday, *await missing_days(month_ends_before(today), timezone)]
     made = 0
     for day in sorted(set(days)):
-        made += await take_snapshot(day, timezone)
+        made += await in_write_transaction(partial(take_snapshot, day, timezone))
     return made

@@ -196,6 +196,15 @@ async def advisor_id_by_code(code: str) -> int | None:
     return int(rows[0]["id"]) if rows else None
 
 
+async def advisor_ids_by_code(codes: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """code -> (advisor id, the store they work at)."""
+    if not codes:
+        return {}
+    cond, args = in_list(sorted(set(codes)), "text")
+    rows = await fetch(f"SELECT id, code, store FROM advisor WHERE code {cond}", *args)
+    return {r["code"]: (int(r["id"]), int(r["store"])) for r in rows}
+
+
 async def advisor_ids_of_store(store_id: int) -> list[int]:
     rows = await fetch("SELECT id FROM advisor WHERE store = {} ORDER BY code", store_id)
     return [int(r["id"]) for r in rows]

@@ -9,7 +9,7 @@ from typing import Any
 
 from core.errors import Forbidden, InvalidInput, NotFound
 from members.accounts import Principal
-from members.queries import STORES, store_card
+from members.queries import STORES, store_card, store_cards
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +64,21 @@ def check_may_see(who: Principal, scope: Scope) -> None:
         raise Forbidden("this login sees its own stores only: give store:CODE")
     if scope.store_id not in who.store_ids:
         raise NotFound(f"no store of yours named by {scope.text}")
+
+
+async def scope_for(who: Principal, text: str | None, field_name: str = "scope") -> Scope:
+    """The scope asked for, checked against who asks; without one, the caller's own:
+    the chain for HQ, the region for a regional login, the store of someone with one."""
+    if text is None:
+        if who.role == "hq":
+            text = "national"
+        elif who.role == "region":
+            text = f"region:{who.region}"
+        elif len(who.store_ids) == 1:
+            (store_id,) = who.store_ids
+            text = f"store:{(await store_cards([store_id]))[store_id]['store_code']}"
+        else:
+            raise InvalidInput.on(field_name, "give store:CODE, one of your stores")
+    scope = await parse_scope(text, field_name)
+    check_may_see(who, scope)
+    return scope

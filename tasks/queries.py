@@ -346,3 +346,14 @@ async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:
         )
         for t in tasks
     ]
+
+
+async def assigned_tasks_due(first: date, last: date) -> list[dict[str, Any]]:
+    """Open or lapsed tasks with an assignee, due from ``first`` to ``last``, in the
+    order they fell due (the demo's advisors work through them)."""
+    return await fetch(
+        "SELECT id, assignee, due_on, expires_on FROM task WHERE due_on >= {} AND due_on <= {}"
+        " AND assignee IS NOT NULL AND status IN ('open', 'expired') ORDER BY due_on, id",
+        first,
+        last,
+    )

@@ -45,7 +45,7 @@ def _period(principal: Principal, text: str | None) -> Period:
 class LeaderboardController(Controller):
     path = "/v1"
     tags = ["League tables"]
-    guards = [requires_role("advisor", "owner", "hq")]
+    guards = [requires_role("advisor", "owner", "region", "hq")]
 
     @get(
         "/leaderboards/advisors",

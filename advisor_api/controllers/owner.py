@@ -1,4 +1,5 @@
-"""``/owner/v1``: a store owner watches their stores' work. HQ may look too."""
+"""``/owner/v1``: a store owner watches their stores' work. HQ and the store's
+region may look too."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tasks.dashboard import Dashboard, store_dashboard
 class OwnerController(Controller):
     path = "/owner/v1"
     tags = ["Owner"]
-    guards = [requires_role("owner", "hq")]
+    guards = [requires_role("owner", "region", "hq")]
 
     @get(
         "/stores/{store_code:str}/dashboard",

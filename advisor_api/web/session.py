@@ -31,6 +31,7 @@ async def _demo_logins() -> list[dict[str, str]]:
         {"who": "总部 HQ", "phone": demo.HQ_PHONE, "page": "/web/hq/"},
         {"who": "店主 S0001、S0002", "phone": demo.OWNER_PHONE, "page": "/web/owner/"},
         {"who": "店主 S0004", "phone": demo.OWNER2_PHONE, "page": "/web/owner/"},
+        {"who": "华南大区 营销通", "phone": demo.REGION_PHONE, "page": "/web/region/"},
         {"who": "育儿顾问 A00001", "phone": demo.advisor_phone(1), "page": "/web/advisor/"},
         {"who": "育儿顾问 A00002", "phone": demo.advisor_phone(2), "page": "/web/advisor/"},
     ]

@@ -45,7 +45,9 @@ def _contribution(t: str, sign: str, integer: str) -> str:
             f"{sign} * (CASE WHEN {t}.converted_purchase IS NOT NULL THEN 1 ELSE 0 END)"
             " AS converted",
             f"{sign} * COALESCE({t}.converted_fen, 0) AS converted_fen",
-            f"{sign} * (CASE WHEN {t}.kept_on IS NOT NULL THEN 1 ELSE 0 END) AS kept",
+            # Kept among the due: a cancelled stage_up is neither.
+            f"{sign} * (CASE WHEN {t}.kept_on IS NOT NULL AND {t}.status <> 'cancelled'"
+            " THEN 1 ELSE 0 END) AS kept",
         )
     )
 
