@@ -30,7 +30,12 @@ REPO = Path(__file__).resolve().parent.parent
 ST = Path(sys.executable).parent / "st"
 SECONDS = int(os.environ.get("TIANTIAN_CONTRACT_SECONDS", "25"))
 DEMO_PASSWORD = "tiantian123"
-ROLES = {"hq": "13900000000", "owner": "13900000001", "advisor": "13800000001"}
+ROLES = {
+    "hq": "13900000000",
+    "region": "13900000003",
+    "owner": "13900000001",
+    "advisor": "13800000001",
+}
 
 pytestmark = pytest.mark.skipif(
     BACKEND != "sqlite", reason="the contract is the same on both: checked once, on SQLite"
@@ -86,7 +91,7 @@ def credentials(base: str, role: str) -> str:
     return f"Authorization: Bearer {r.json()['access_token']}"
 
 
-@pytest.mark.parametrize("role", ["hq", "owner", "advisor", "pos"])
+@pytest.mark.parametrize("role", ["hq", "region", "owner", "advisor", "pos"])
 def test_generated_requests_find_nothing(
     demo_server: tuple[str, dict[str, str], Path], role: str
 ) -> None:
