@@ -24,6 +24,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from msgspec import Struct
 
 from core.errors import InvalidInput, is_calendar_error, msgspec_field_error
+from core.jsonbody import whole_numbers
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -201,24 +202,13 @@ async def strict_bodies(request: Request[Any, Any, Any]) -> None:
         return  # not JSON at all: Litestar's own decoding says so
 
 
-def _whole(value: Any) -> Any:
-    """JSON Schema counts 1.0 an integer; msgspec's strict rules do not."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-        return int(value)
-    if isinstance(value, list):
-        return [_whole(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _whole(v) for k, v in value.items()}
-    return value
-
-
 def _check_as_json_schema_reads(body: bytes, body_type: Any) -> None:
     try:
         value = msgspec.json.decode(body)
     except msgspec.DecodeError:
         return  # not JSON after all (a value, then more): Litestar's decoding says so
     try:
-        msgspec.convert(_whole(value), body_type)
+        msgspec.convert(whole_numbers(value), body_type)
     except msgspec.ValidationError as exc:
         error = msgspec_field_error(exc)
         if is_calendar_error(error.message):

@@ -109,7 +109,7 @@ def _heading(scope: Scope, period: Period) -> dict[str, Any]:
 
 
 async def advisor_table(
-    principal: Principal, scope_text: str, period: Period, limit: int
+    principal: Principal, scope_text: str | None, period: Period, limit: int
 ) -> AdvisorTable:
     viewer = await viewer_of(principal)
     scope = await _scope_seen_by(principal, scope_text)
@@ -125,7 +125,7 @@ async def advisor_table(
 
 
 async def store_table(
-    principal: Principal, scope_text: str, period: Period, limit: int, per_advisor: bool
+    principal: Principal, scope_text: str | None, period: Period, limit: int, per_advisor: bool
 ) -> StoreTable:
     viewer = await viewer_of(principal)
     scope = await _scope_seen_by(principal, scope_text)
@@ -143,9 +143,11 @@ async def store_table(
     )
 
 
-async def _scope_seen_by(principal: Principal, scope_text: str) -> Scope:
-    """Advisors and owners see every league table (names masked outside their region);
-    a regional login sees its region's only."""
+async def _scope_seen_by(principal: Principal, scope_text: str | None) -> Scope:
+    """Advisors and owners see every league table (names masked outside their region),
+    the chain's by default; a regional login sees its region's only, by default."""
+    if scope_text is None:
+        scope_text = f"region:{principal.region}" if principal.role == "region" else "national"
     scope = await parse_scope(scope_text)
     if principal.role == "region":
         check_may_see(principal, scope)

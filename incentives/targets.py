@@ -16,6 +16,7 @@ import msgspec
 from core.csvfile import BadValue, Record, Rejected, each_record, read_csv
 from core.db import fetch, in_list, in_write_transaction, rows_source
 from core.errors import InvalidInput, Malformed, msgspec_field_error
+from core.jsonbody import decode_as_schema_reads
 from core.money import share
 from incentives.schemas import (
     AdvisorShareIn,
@@ -28,6 +29,7 @@ from incentives.schemas import (
     TargetsIn,
     TargetTable,
 )
+from members.insights import grouped, key_column
 from members.queries import (
     ADVISORS,
     STORES,
@@ -58,7 +60,7 @@ def parse_targets(
     if not content_type.startswith("application/json"):
         raise Malformed.on("content-type", "send application/json or text/csv")
     try:
-        data = msgspec.json.decode(body, type=TargetsIn)
+        data = decode_as_schema_reads(body, TargetsIn)
     except msgspec.ValidationError as exc:
         error = msgspec_field_error(exc)
         raise Malformed(f"{error.field}: {error.message}", [error]) from None
@@ -255,3 +257,39 @@ async def my_target(advisor_id: int, month: str) -> tuple[MyTarget | None, Attai
         MyTarget(month, target.new_members, target.points, row.derived, row.actual),
         row.attainment,
     )
+
+
+async def target_totals(scope: Scope, month: str, by: str | None) -> list[TargetRow]:
+    """The month's store targets and actual figures summed by region or by store (or
+    the whole scope as one line, keyed ""), in one grouped statement whatever the
+    chain's size. A line's target is its stores' targets summed and its actual those
+    same stores' figures, so a store without a target neither helps nor hurts; a line
+    with no target at all shows every store's actual figures and no attainment."""
+    where, args = store_filter(scope, "s.id")
+    aimed = "CASE WHEN t.id IS NULL THEN 0 ELSE c.{0} END"
+    rows = await fetch(
+        f"SELECT {key_column(by)} AS code, MIN(s.name) AS name, COUNT(t.id) AS with_target,"
+        " SUM(t.new_members) AS new_members, SUM(t.points) AS points,"
+        f" SUM({aimed.format('new_members')}) AS aimed_new_members,"
+        f" SUM({aimed.format('points')}) AS aimed_points,"
+        " SUM(c.new_members) AS all_new_members, SUM(c.points) AS all_points"
+        f" FROM {STORES} s LEFT JOIN target t ON t.month = {{}} AND t.subject = 'store'"
+        " AND t.subject_id = s.id LEFT JOIN store_score c ON c.period = {} AND c.store = s.id"
+        f" WHERE true{where}{grouped(by)} ORDER BY 1",
+        month,
+        month,
+        *args,
+    )
+    lines = []
+    for r in rows:
+        has_target = int(r["with_target"] or 0) > 0
+        actual = "aimed_" if has_target else "all_"
+        line = {
+            "code": str(r["code"]),
+            "name": str(r["name"]) if by == "store" else str(r["code"]),
+            "store_code": str(r["code"]) if by == "store" else "",
+            "actual_new_members": r[f"{actual}new_members"],
+            "actual_points": r[f"{actual}points"],
+        }
+        lines.append(_row(by or scope.kind, line, _own(r) if has_target else None, False))
+    return lines

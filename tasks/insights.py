@@ -277,10 +277,13 @@ def months_back(today: date, months: int) -> list[Period]:
     return found
 
 
-async def member_trend(scope: Scope, today: date, months: int = 6) -> list[TrendPoint]:
+async def member_trend(
+    scope: Scope, today: date, months: int = 6, last: Period | None = None
+) -> list[TrendPoint]:
     """Active members at each month's end (yesterday for this month), RN3 and stage-up
-    retention, month by month: the chart HQ and a region watch."""
-    periods = months_back(today, months)
+    retention, month by month up to ``last`` (by default today's month): the chart HQ
+    and a region watch."""
+    periods = months_back(last.first if last else today, months)
     ends = [min(p.last, today - timedelta(days=1)) for p in periods]
     activity = await activity_trend(scope, ends)
     sales = await member_sales_trend(scope, [p.name for p in periods])

@@ -9,6 +9,7 @@ names it) and each caller, what a valid request on the caller's OWN objects gets
 - ``pos``: store A's till, ``X-API-Key``;
 - ``advisor``: an advisor of store A, Bearer token;
 - ``owner``: the owner of store A, Bearer token;
+- ``region``: a regional marketer (营销通) of store A's region, Bearer token;
 - ``hq``: head office, Bearer token.
 
 Every operation in the document must have a row and every row an operation, so a
@@ -16,9 +17,12 @@ new route cannot land without saying who may use it. ``REQUESTS`` holds the one
 valid request per operation that the matrix sends as each caller.
 
 ``OTHER_STORE`` is the second half: for each operation that names an object of a
-store (a member, a task, a store code, a device, a contest over a store), what the
-till, advisor and owner of ANOTHER store get when they send the same request about
-store A's object. A role the path is not for gets its 401/403 from ``EXPECTED``.
+store (a member, a task, a store code, a device, a contest over a store, a store's
+insights and targets), what the till, advisor and owner of ANOTHER store get when
+they send the same request about store A's object. ``OTHER_REGION`` is the same for
+the regional login of store B's region: another region's store is not found, another
+region (or the chain) is forbidden. A role the path is not for gets its 401/403 from
+``EXPECTED``.
 
 The schema itself (``/schema/openapi.json``, fetched here without credentials),
 ``/health…`` and ``/auth/login`` are public.
@@ -64,20 +68,24 @@ class Who(NamedTuple):
     pos: Access
     advisor: Access
     owner: Access
+    region: Access
     hq: Access
 
 
 ROLES = Who._fields
 
 # No credentials asked; any that are sent are ignored.
-PUBLIC = Who(none=OK, pos=OK, advisor=OK, owner=OK, hq=OK)
+PUBLIC = Who(none=OK, pos=OK, advisor=OK, owner=OK, region=OK, hq=OK)
 # The till's key and nothing else: a person's Bearer token is not a till key.
-TILL = Who(none=401, pos=OK, advisor=401, owner=401, hq=401)
+TILL = Who(none=401, pos=OK, advisor=401, owner=401, region=401, hq=401)
 # People's paths want a Bearer token; a till key is no token, hence 401 for the till.
-ADVISOR = Who(none=401, pos=401, advisor=OK, owner=403, hq=403)
-OWNER_OR_HQ = Who(none=401, pos=401, advisor=403, owner=OK, hq=OK)
-SIGNED_IN = Who(none=401, pos=401, advisor=OK, owner=OK, hq=OK)
-HQ = Who(none=401, pos=401, advisor=403, owner=403, hq=OK)
+ADVISOR = Who(none=401, pos=401, advisor=OK, owner=403, region=403, hq=403)
+# Watching stores: their owner, their region and HQ.
+WATCHERS = Who(none=401, pos=401, advisor=403, owner=OK, region=OK, hq=OK)
+# Splitting a store's target: its owner (and HQ), not a region.
+OWNER_OR_HQ = Who(none=401, pos=401, advisor=403, owner=OK, region=403, hq=OK)
+SIGNED_IN = Who(none=401, pos=401, advisor=OK, owner=OK, region=OK, hq=OK)
+HQ = Who(none=401, pos=401, advisor=403, owner=403, region=403, hq=OK)
 
 EXPECTED: dict[str, Who] = {
     # Health and sign-in
@@ -100,12 +108,17 @@ EXPECTED: dict[str, Who] = {
     "POST /advisor/v1/devices": ADVISOR,
     "DELETE /advisor/v1/devices/{token}": ADVISOR,
     "GET /advisor/v1/me/score": ADVISOR,
-    # The owner's stores (HQ may look at any)
-    "GET /owner/v1/stores/{store_code}/dashboard": OWNER_OR_HQ,
+    # The owner's stores (their region and HQ may look too)
+    "GET /owner/v1/stores/{store_code}/dashboard": WATCHERS,
+    "PUT /owner/v1/stores/{store_code}/targets/{month}": OWNER_OR_HQ,
     # League tables and contests: every signed-in person
     "GET /v1/leaderboards/advisors": SIGNED_IN,
     "GET /v1/leaderboards/stores": SIGNED_IN,
     "GET /v1/contests/{contest_id}/standings": SIGNED_IN,
+    # Insights: owners, regions and HQ; targets: everyone signed in reads them
+    "GET /v1/insights/playbook": WATCHERS,
+    "GET /v1/insights/members": WATCHERS,
+    "GET /v1/targets/{month}": SIGNED_IN,
     # Head office: the registry
     "GET /hq/v1/stores": HQ,
     "GET /hq/v1/stores/{code}": HQ,
@@ -129,6 +142,7 @@ EXPECTED: dict[str, Who] = {
     "POST /hq/v1/periods/{month}/close": HQ,
     "GET /hq/v1/bonus-statements": HQ,
     "GET /hq/v1/score-ledger": HQ,
+    "PUT /hq/v1/targets/{month}": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -156,6 +170,13 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
         " with its advisor (checked)",
     ),
     "GET /owner/v1/stores/{store_code}/dashboard": (404, "another owner's store is not found"),
+    "PUT /owner/v1/stores/{store_code}/targets/{month}": (
+        404,
+        "another owner's store is not found (the targets stay as they were: checked)",
+    ),
+    "GET /v1/insights/playbook": (404, "another owner's store is not found"),
+    "GET /v1/insights/members": (404, "another owner's store is not found"),
+    "GET /v1/targets/{month}": (404, "another store's table is not found, for its advisors too"),
     "GET /v1/contests/{contest_id}/standings": (
         OK,
         "by design, like the league tables; names outside the viewer's region are masked (checked)",
@@ -164,6 +185,21 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
     "GET /hq/v1/stores/{code}": (403, "HQ only"),
     "GET /hq/v1/advisors/{code}": (403, "HQ only"),
     "GET /hq/v1/score-ledger": (403, "HQ only"),
+    "PUT /hq/v1/targets/{month}": (403, "HQ only"),
+}
+
+# What the regional login of store B's region (华东) gets about store A (in 华南): a
+# store outside its region is not found, another region is forbidden.
+OTHER_REGION: dict[str, tuple[Access | int, str]] = {
+    "GET /owner/v1/stores/{store_code}/dashboard": (404, "a store of another region"),
+    "GET /v1/insights/playbook": (404, "a store of another region"),
+    "GET /v1/insights/members": (404, "a store of another region"),
+    "GET /v1/targets/{month}": (404, "a store of another region"),
+    "GET /v1/leaderboards/advisors": (404, "scope store:A, a store of another region"),
+    "GET /v1/leaderboards/stores": (403, "scope region:华南, another region"),
+    "GET /v1/contests/{contest_id}/standings": (404, "a league over another region's store"),
+    "PUT /owner/v1/stores/{store_code}/targets/{month}": (403, "owners and HQ only"),
+    "PUT /hq/v1/targets/{month}": (403, "HQ only"),
 }
 
 # The other advisor of store A, on the first advisor's objects.
@@ -182,8 +218,9 @@ COLLEAGUE: dict[str, tuple[Access | int, str]] = {
 class World:
     a: Shop
     b: Shop
-    callers: dict[str, dict[str, str]]  # none, pos, advisor, owner, hq of store A
+    callers: dict[str, dict[str, str]]  # none, pos, advisor, owner, region, hq of store A
     strangers: dict[str, dict[str, str]]  # pos, advisor, owner of store B
+    other_region: dict[str, str]  # the regional login of store B's region
     colleague: dict[str, str]  # store A's other advisor
     advisor_phone: str  # the advisor's login
     member_phone: str  # a member of store A, owned by the advisor
@@ -200,6 +237,12 @@ class World:
 async def owner_login(client: httpx.AsyncClient, store_code: str) -> dict[str, str]:
     phone = unique_phone()
     await accounts.create_user("owner", phone, PASSWORD, store_codes=[store_code])
+    return await login(client, phone)
+
+
+async def region_login(client: httpx.AsyncClient, region: str) -> dict[str, str]:
+    phone = unique_phone()
+    await accounts.create_user("region", phone, PASSWORD, region=region)
     return await login(client, phone)
 
 
@@ -244,6 +287,7 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
             "pos": a.pos,
             "advisor": advisor,
             "owner": await owner_login(client, a.code),
+            "region": await region_login(client, "华南"),
             "hq": hq,
         },
         strangers={
@@ -251,6 +295,7 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
             "advisor": await advisor_login(client, b.advisors[0]),
             "owner": await owner_login(client, b.code),
         },
+        other_region=await region_login(client, "华东"),
         colleague=await advisor_login(client, a.advisors[1]),
         advisor_phone=advisor_phone,
         member_phone=phone,
@@ -361,6 +406,25 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     "GET /hq/v1/score-ledger": lambda w: Call(
         query={"advisor": w.a.advisors[0], "booked_month": "2026-11"}
     ),
+    "GET /v1/insights/playbook": lambda w: Call(
+        query={"scope": f"store:{w.a.code}", "period": "2026-11"}
+    ),
+    "GET /v1/insights/members": lambda w: Call(
+        query={"scope": f"store:{w.a.code}", "period": "2026-11"}
+    ),
+    "GET /v1/targets/{month}": lambda w: Call(
+        path={"month": "2026-11"}, query={"scope": f"store:{w.a.code}", "subject": "advisor"}
+    ),
+    "PUT /hq/v1/targets/{month}": lambda w: Call(
+        path={"month": "2026-11"},
+        body={
+            "targets": [{"subject": "store", "code": w.a.code, "new_members": 4, "points": 2000}]
+        },
+    ),
+    "PUT /owner/v1/stores/{store_code}/targets/{month}": lambda w: Call(
+        path={"store_code": w.a.code, "month": "2026-11"},
+        body={"advisors": [{"code": w.a.advisors[0], "new_members": 2, "points": 1000}]},
+    ),
 }
 
 
@@ -419,6 +483,7 @@ async def test_the_table_names_every_operation_of_the_document_and_no_other(
     assert not stale, f"rows in EXPECTED for operations the document no longer has: {stale}"
     assert REQUESTS.keys() == EXPECTED.keys(), "every row needs its request in REQUESTS"
     assert OTHER_STORE.keys() <= EXPECTED.keys() and COLLEAGUE.keys() <= EXPECTED.keys()
+    assert OTHER_REGION.keys() <= EXPECTED.keys()
     assert BUSINESS_ANSWERS.keys() <= EXPECTED.keys()
 
 
@@ -459,16 +524,31 @@ async def store_a_state(w: World) -> list[dict[str, Any]]:
     )
 
 
+async def targets_of_a(w: World) -> list[dict[str, Any]]:
+    """Store A's and its advisors' targets: another store's owner must not set them."""
+    return await fetch(
+        "SELECT t.month, t.subject, t.subject_id, t.new_members, t.points FROM target t"
+        " WHERE (t.subject = 'store' AND t.subject_id IN (SELECT id FROM store WHERE code = {}))"
+        " OR (t.subject = 'advisor' AND t.subject_id IN"
+        " (SELECT a.id FROM advisor a JOIN store s ON s.id = a.store WHERE s.code = {}))"
+        " ORDER BY t.month, t.subject, t.subject_id",
+        w.a.code,
+        w.a.code,
+    )
+
+
 async def test_another_stores_people_do_not_get_this_stores_objects(
     client: httpx.AsyncClient, world: World
 ) -> None:
     w = world
     before = await store_a_state(w)
+    targets_before = await targets_of_a(w)
     device_owner = await device_holder(w.device_token)
     assert device_owner is not None
     wrong: list[str] = []
     for table, callers, of in [
         (OTHER_STORE, w.strangers, "of store B"),
+        (OTHER_REGION, {"region": w.other_region}, "of store B's region"),
         (COLLEAGUE, {"advisor": w.colleague}, "of store A, the colleague"),
     ]:
         for operation, (answer, _why) in table.items():
@@ -478,12 +558,13 @@ async def test_another_stores_people_do_not_get_this_stores_objects(
                 r = await send(client, w, operation, headers)
                 if (why := judge(operation, f"{caller} {of}", expected, r)) is not None:
                     wrong.append(why)
-                if operation == "GET /v1/contests/{contest_id}/standings" and role_may:
+                if operation == "GET /v1/contests/{contest_id}/standings" and expected == OK:
                     # Store B is in 华东, the contest's advisors in 华南: names masked.
                     names = [e["advisor_name"] for e in r.json()["advisors"]]
                     assert names and all(n.endswith(f"* ({w.a.code})") for n in names), names
     assert not wrong, "\n".join(wrong)
     assert await store_a_state(w) == before
+    assert await targets_of_a(w) == targets_before
     assert await device_holder(w.device_token) == device_owner
 
     # Nor do store B's advisor's own lists name store A's tasks or members.

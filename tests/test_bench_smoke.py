@@ -85,6 +85,13 @@ def test_leaderboard_runs(dataset: str) -> None:
     assert "advisors, national" in out and "rebuild" in out
 
 
+def test_insights_runs(dataset: str) -> None:
+    out = bench("insights.py", "--database-url", dataset, "--repeat", "3", "--floor-repeat", "1")
+    assert "target (national month" in out
+    # After the daily run's writes, through the triggers, too.
+    assert "summaries equal the raw tables: yes" in out
+
+
 def test_ingest_runs() -> None:
     out = bench("ingest.py", "--admin-url", ADMIN_URL, "--receipts", "600")
     assert "of the ceiling" in out

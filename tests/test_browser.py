@@ -5,6 +5,7 @@ so that ``make test`` leaves the checkout as it found it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -21,7 +22,16 @@ import pytest
 
 from core.db import fetch
 from members import accounts
-from tests.conftest import DATABASE_URL, PASSWORD, TEST_NOW, make_shop, receipt, unique_phone
+from tests.conftest import (
+    DATABASE_URL,
+    PASSWORD,
+    TEST_NOW,
+    login,
+    make_shop,
+    receipt,
+    unique_phone,
+)
+from tests.test_web import region_with_figures
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 REPO = Path(__file__).resolve().parent.parent
@@ -221,4 +231,95 @@ async def test_hq_edits_the_playbook_runs_a_contest_and_downloads_the_bonus_csv(
     response = await page.request.get(f"{server}/web/hq/bonus/2026-11.csv")
     assert response.status == 200
     assert (await response.body()).startswith("\ufeff月份".encode())
+    await page.context.close()
+
+
+async def test_hq_and_a_region_read_their_insights_sort_them_and_download_them(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    r = await region_with_figures(client)
+    # One call made and answered: the funnel goes on past 应跟进.
+    who = await login(client, r.phones["advisor"])
+    cards = (await client.get("/advisor/v1/today?date=2026-11-20", headers=who)).json()["cards"]
+    task = next(t for card in cards for t in card["tasks"] if t["kind"] == "followup_3d")
+    done = await client.post(
+        f"/advisor/v1/tasks/{task['task_id']}/outcome",
+        json={
+            "client_outcome_id": unique_phone(),
+            "channel": "phone",
+            "result": "reached",
+            "recorded_at": "2026-11-20T11:00:00+08:00",
+        },
+        headers=who,
+    )
+    assert done.status_code == 201, done.text
+
+    page = await page_for(browser, server, r.phones["hq"], "laptop")
+    await page.get_by_role("link", name="数据洞察").first.click()
+    await page.wait_for_load_state("networkidle")
+    assert page.url.endswith("/web/hq/insights")
+    # The funnel: a chart for each kind with tasks due this month, a bar for each stage.
+    kinds = page.locator("#funnel figure.funnel-kind")
+    assert await kinds.count() >= 3
+    for i in range(await kinds.count()):
+        assert await kinds.nth(i).locator("svg rect.bar").count() == 6
+    followup = page.locator("#funnel figure[data-kind='followup_3d']")
+    assert (await followup.locator("figcaption").inner_text()).startswith("浇水施肥")
+    # Six months of active members, two bars each; RN3 and stage-up retention as lines.
+    assert await page.locator("#trend figure.months rect.bar").count() == 12
+    assert await page.locator("#trend figure.shares polyline").count() == 2
+    # The region's row: its figures, read as people write them.
+    row = page.locator("#regions-table tbody tr", has_text=r.name)
+    cells = (await row.inner_text()).split("\t")
+    assert (cells[0], cells[2]) == (r.name, "3") and "1,258.00" in cells and "28.4%" in cells
+    target = page.locator("#targets-table tbody tr", has_text=r.name)
+    bar = target.get_by_role("progressbar", name="新会员")
+    assert await bar.get_attribute("aria-valuetext") == "实际 3 / 目标 6(50%)"
+    await shoot(page, "hq-insights")
+    # The table as CSV, through its link.
+    async with page.expect_download() as fetched:
+        await page.locator("#regions a.csv").click()
+    saved = Path(await (await fetched.value).path())
+    body = await asyncio.to_thread(saved.read_bytes)
+    assert body.startswith("\ufeff区域,会员,新会员".encode()) and r.name.encode() in body
+    # One level down: the region's page.
+    await row.get_by_role("link", name=r.name).click()
+    await page.wait_for_load_state("networkidle")
+    assert "/web/region/" in page.url and r.name in await page.locator("h1").inner_text()
+    await page.context.close()
+
+    # The region's own login lands on its page, sorts its stores by any figure, and
+    # opens its stores' pages but no other region's.
+    page = await page_for(browser, server, r.phones["region"], "laptop")
+    assert page.url.endswith("/web/region/")
+    stores = page.locator("#stores-table tbody th a")
+    header = page.locator("#stores-table thead th", has_text="营业额")
+    await header.get_by_role("link").click()
+    await page.wait_for_load_state("networkidle")
+    assert "sort=revenue" in page.url and await header.get_attribute("aria-sort") == "descending"
+    assert await stores.all_inner_texts() == [r.big.code, r.small.code]
+    await header.get_by_role("link").click()
+    await page.wait_for_load_state("networkidle")
+    assert await header.get_attribute("aria-sort") == "ascending"
+    assert await stores.all_inner_texts() == [r.small.code, r.big.code]
+    league = page.locator("#league-table tbody tr")
+    assert await league.count() == 2
+    await page.set_viewport_size({"width": 390, "height": 844})
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    await page.evaluate("window.scrollTo(0, 0)")  # the sort links jump to their table
+    await shoot(page, "region-insights")
+    await stores.first.click()
+    await page.wait_for_load_state("networkidle")
+    assert f"/web/owner/stores/{r.small.code}" in page.url
+    assert await page.get_by_role("progressbar", name="新会员").count() >= 1
+    response = await page.goto(f"/web/owner/stores/{r.other.code}")
+    assert response.status == 404
+    await page.context.close()
+
+    # The advisor's phone page: the month's target, read at a glance.
+    page = await page_for(browser, server, r.phones["advisor"])
+    bars = page.locator("#my-target ~ .bars").get_by_role("progressbar")
+    assert await bars.count() == 2
+    assert await bars.nth(0).get_attribute("aria-valuetext") == "实际 2 / 目标 2(100%)"
+    assert "实际 1,158 / 目标 800(144%)" in await bars.nth(1).inner_text()
     await page.context.close()

@@ -32,7 +32,15 @@ from incentives.schemas import (
 from members.accounts import Principal
 
 ScopeQuery = Annotated[
-    str, QueryParameter(name="scope", min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
+    str | None,
+    QueryParameter(
+        name="scope",
+        min_length=1,
+        max_length=60,
+        pattern=r"^[^\x00-\x1f\x7f]*$",
+        description="national, region:NAME or store:CODE; by default national (a regional"
+        " login: its region)",
+    ),
 ]
 LimitQuery = Annotated[int, QueryParameter(ge=1, le=MAX_LIMIT)]
 
@@ -55,7 +63,7 @@ class LeaderboardController(Controller):
     async def advisors(
         self,
         request: Request[Principal, Any, Any],
-        scope_text: ScopeQuery = "national",
+        scope_text: ScopeQuery = None,
         period: PeriodQuery = None,
         limit: LimitQuery = 50,
     ) -> AdvisorTable:
@@ -70,7 +78,7 @@ class LeaderboardController(Controller):
     async def stores(
         self,
         request: Request[Principal, Any, Any],
-        scope_text: ScopeQuery = "national",
+        scope_text: ScopeQuery = None,
         period: PeriodQuery = None,
         limit: LimitQuery = 50,
         per_advisor: Annotated[bool, QueryParameter()] = False,

@@ -20,6 +20,7 @@ from litestar.template.config import TemplateConfig
 from advisor_api.web.advisor import AdvisorPages
 from advisor_api.web.common import TEMPLATES, SignInFirst, sign_in_redirect
 from advisor_api.web.hq import HqPages
+from advisor_api.web.insights import InsightPages
 from advisor_api.web.owner import OwnerPages
 from advisor_api.web.session import SessionPages
 
@@ -58,7 +59,7 @@ def web_router(jwt_secret: str, secure_cookies: bool = False) -> Router:
     )
     return Router(
         path="/web",
-        route_handlers=[SessionPages, OwnerPages, AdvisorPages, HqPages],
+        route_handlers=[SessionPages, OwnerPages, AdvisorPages, HqPages, InsightPages],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers={SignInFirst: sign_in_redirect},
         response_headers=PAGE_HEADERS,

@@ -16,11 +16,13 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from advisor_api.params import Id
+from advisor_api.web import charts
 from advisor_api.web.common import KINDS_ZH, RESULTS_ZH, STATIC, page_user
 from core import clock
 from core.errors import InvalidInput, msgspec_field_error
 from core.periods import month_of
 from incentives import boards
+from incentives.schemas import MyScore
 from members.accounts import Principal
 from tasks import outcomes, queries
 from tasks.schemas import OutcomeIn
@@ -38,6 +40,19 @@ class OutcomeForm(Struct):
 
 class SnoozeForm(Struct):
     until: date
+
+
+def my_target_bars(score: MyScore) -> list[charts.Progress]:
+    """The month's new members and points against the advisor's target; none without one."""
+    target, attainment = score.target, score.attainment
+    if target is None or attainment is None:
+        return []
+    return [
+        charts.progress(
+            "新会员", target.actual.new_members, target.new_members, attainment.new_members
+        ),
+        charts.progress("积分", target.actual.points, target.points, attainment.points),
+    ]
 
 
 async def _advisor(request: Request[Any, Any, Any]) -> tuple[Principal, int, str]:
@@ -81,12 +96,14 @@ class AdvisorPages(Controller):
     async def today(self, request: Request[Any, Any, Any]) -> Template:
         who, advisor_id, timezone = await _advisor(request)
         day = clock.today(clock.zone(timezone))
+        score = await boards.my_score(advisor_id, month_of(day))
         return Template(
             "advisor.html",
             context={
                 "who": who,
                 "today": await queries.advisor_today(advisor_id, timezone, day),
-                "score": await boards.my_score(advisor_id, month_of(day)),
+                "score": score,
+                "target_bars": my_target_bars(score),
                 "kinds": KINDS_ZH,
                 "results": RESULTS_ZH,
                 "tomorrow": (day + timedelta(days=1)).isoformat(),

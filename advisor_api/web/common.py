@@ -40,7 +40,12 @@ RESULTS_ZH = {
     "wrong_number": "号码错误",
     "do_not_contact": "勿扰",
 }
-HOME_OF = {"advisor": "/web/advisor/", "owner": "/web/owner/", "hq": "/web/hq/"}
+HOME_OF = {
+    "advisor": "/web/advisor/",
+    "owner": "/web/owner/",
+    "hq": "/web/hq/",
+    "region": "/web/region/",
+}
 
 
 class SignInFirst(Exception):

@@ -1,5 +1,6 @@
-"""HQ's pages: the playbook, contests, and the month's close and bonus statement.
-Each form goes through the same services as its API twin."""
+"""HQ's pages: the month's attainment by region (the insights are in insights.py),
+the playbook, contests, and the month's close and bonus statement. Each form goes
+through the same services as its API twin."""
 
 from __future__ import annotations
 
@@ -14,12 +15,15 @@ from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from advisor_api.params import MonthPath
+from advisor_api.web import charts
 from advisor_api.web.common import KINDS_ZH, page_user
 from core import clock
 from core.errors import DomainError, InvalidInput, NotFound, msgspec_field_error
 from core.periods import MONTH_PATTERN, month_of, month_or_error
 from incentives import boards, contests, statements
 from incentives.schemas import ContestIn
+from incentives.targets import target_totals
+from members.scopes import Scope
 from tasks.playbook import Rule, load_rules, save_rules
 
 
@@ -75,10 +79,14 @@ class HqPages(Controller):
         today = clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
         chosen = month or month_of(month_of(today).first - timedelta(days=1)).name
         closed = await statements.closed_months()
+        this_month = month_of(today).name
+        regions = await target_totals(Scope("national", "national"), this_month, "region")
         return Template(
             "hq.html",
             context={
                 "who": who,
+                "this_month": this_month,
+                "regions": [(row, charts.target_bars(row)) for row in regions],
                 "rules": list((await load_rules()).values()),
                 "kinds": KINDS_ZH,
                 "contests": await contests.recent_contests(),

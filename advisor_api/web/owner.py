@@ -1,5 +1,7 @@
-"""The store owner's pages: the store's figures, ranks, a 30-day chart, its PK
-head-to-heads and the advisors' league table. HQ may look at any store."""
+"""The store owner's pages: the store's figures, ranks, the month's targets, a 30-day
+chart, its PK head-to-heads and the advisors' league table. HQ may look at any store,
+a regional marketer at their region's (without the national tables: theirs is the
+region)."""
 
 from __future__ import annotations
 
@@ -11,42 +13,58 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
 from advisor_api.params import CodePath, PeriodQuery
+from advisor_api.web import charts
 from advisor_api.web.common import page_period, page_user
 from core import clock
 from core.errors import NotFound
-from core.periods import month_of, week_key
+from core.periods import Period, month_of, week_key
 from incentives import boards
 from incentives.queries import store_cards, store_days
+from incentives.schemas import StoreEntry
+from incentives.targets import target_table
 from members import queries as members
 from members.accounts import Principal
+from members.scopes import scope_for
 from tasks.dashboard import store_dashboard
 
 TREND_DAYS = 30
+BOARDS = {"store": "本店", "region": "区域", "national": "全国"}
 
 
 async def trend(store_id: int, tz: str, days: int = TREND_DAYS) -> dict[str, Any]:
-    """The store's last ``days`` days of points and new members, as SVG geometry."""
+    """The store's last ``days`` days of points and new members, as a chart."""
     today = clock.today(clock.zone(tz))
     first = today - timedelta(days=days - 1)
     keys = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     rows = await store_days(store_id, keys[0], keys[-1])
     points = [rows[k]["points"] if k in rows else 0 for k in keys]
     joined = [rows[k]["new_members"] if k in rows else 0 for k in keys]
-    top = max(points) or 1
-    width, height = 300, 80
-    step = width / (days - 1)
-    line = " ".join(f"{i * step:.1f},{height - p * height / top:.1f}" for i, p in enumerate(points))
     return {
-        "line": line,
-        "bars": [(i * step, n) for i, n in enumerate(joined) if n],
+        "chart": charts.day_chart(keys, points, joined),
         "first": keys[0],
         "last": keys[-1],
-        "max": top,
+        "max": max(points),
         "total_points": sum(points),
         "total_members": sum(joined),
-        "width": width,
-        "height": height,
     }
+
+
+async def month_targets(who: Principal, code: str, month: str) -> dict[str, Any]:
+    """The store's month target and each advisor's (their own, or their share of the
+    store's), as progress bars."""
+    scope = await scope_for(who, f"store:{code}")
+    (store,) = (await target_table(scope, month, "store")).rows
+    advisors = (await target_table(scope, month, "advisor")).rows
+    return {
+        "month": month,
+        "store": charts.target_bars(store),
+        "advisors": [(a, charts.target_bars(a)) for a in advisors],
+    }
+
+
+async def _rank(who: Principal, scope: str, period: Period, code: str) -> StoreEntry | None:
+    table = await boards.store_table(who, scope, period, 1, False)
+    return next((m for m in table.mine if m.store_code == code), None)
 
 
 async def own_stores(who: Principal) -> list[dict[str, Any]]:
@@ -79,19 +97,20 @@ class OwnerPages(Controller):
         period: PeriodQuery = None,
         board: Annotated[str, QueryParameter(pattern="^(store|region|national)$")] = "store",
     ) -> Template:
-        who = await page_user(request, "owner", "hq")
+        who = await page_user(request, "owner", "hq", "region")
         try:
             store = await members.visible_store(code, who.visible_stores)
         except NotFound:
             raise NotFound(f"没有门店 {code},或不是您的门店") from None
         chosen = page_period(period, store["timezone"])
+        # A regional marketer's tables stop at the region.
+        shown = [b for b in BOARDS if b != "national" or who.role != "region"]
+        board = board if board in shown else "region"
         board_scope = {
             "store": f"store:{code}",
             "region": f"region:{store['region']}",
             "national": "national",
         }[board]
-        national = await boards.store_table(who, "national", chosen, 1, False)
-        regional = await boards.store_table(who, f"region:{store['region']}", chosen, 1, False)
         today = clock.today(clock.zone(store["timezone"]))
         return Template(
             "owner_store.html",
@@ -107,10 +126,14 @@ class OwnerPages(Controller):
                     ("本月", month_of(today).name),
                 ],
                 "board": board,
+                "boards": [(b, BOARDS[b]) for b in shown],
                 "table": await boards.advisor_table(who, board_scope, chosen, 20),
-                "rank_national": next((m for m in national.mine if m.store_code == code), None),
-                "rank_regional": next((m for m in regional.mine if m.store_code == code), None),
+                "rank_national": None
+                if "national" not in shown
+                else await _rank(who, "national", chosen, code),
+                "rank_regional": await _rank(who, f"region:{store['region']}", chosen, code),
                 "trend": await trend(store["id"], store["timezone"]),
+                "targets": await month_targets(who, code, month_of(chosen.first).name),
                 "pk": await boards.store_head_to_heads(
                     store["id"], clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
                 ),
