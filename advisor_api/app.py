@@ -29,6 +29,7 @@ from advisor_api.controllers.incentives import HqIncentivesController, Leaderboa
 from advisor_api.controllers.insights import InsightsController, TargetsController
 from advisor_api.controllers.ops import MetricsController, live, ready
 from advisor_api.controllers.owner import OwnerController
+from advisor_api.controllers.points import HqPointsController
 from advisor_api.controllers.pos import PosController
 from advisor_api.controllers.session import health, login
 from advisor_api.errors import EXCEPTION_HANDLERS
@@ -94,6 +95,7 @@ def _routes(
         index,
         web_router(settings.jwt_secret, settings.secure_cookies),
         HqIncentivesController,
+        HqPointsController,
         InsightsController,
         TargetsController,
         *extra_routes,

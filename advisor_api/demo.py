@@ -85,7 +85,8 @@ async def seed_demo(progress: Callable[[str], None] = lambda _: None) -> str:
     members = sum(len(m) for m in joins.values())
     return (
         f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {members} members,"
-        f" {lived['receipts']} receipts, {lived['calls']} calls, {lived['targets']} targets"
+        f" {lived['receipts']} receipts, {lived['calls']} calls, {lived['redemptions']}"
+        f" redemptions, {lived['returns']} returns, {lived['targets']} targets"
     )
 
 

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
+from advisor_api import demo_points
 from advisor_api.jobs import daily_job
 from core import clock
 from core.periods import add_months, month_key
 from incentives import targets
 from incentives.schemas import AdvisorShareIn, TargetIn
 from members import purchases, registration
-from members.points import PointsRule
+from members.policy import PointsRule
 from members.schemas import MemberRegistration, PurchaseIn
 from members.stores import store_by_code
 from tasks.campaigns import create_campaign
@@ -58,7 +59,8 @@ async def live_history(
     by_day = _by_day(receipts, lambda r: r.purchased_at)
     stores = {code: await store_by_code(code) for code in receipts}
     rule = PointsRule()
-    day, sold, calls = min(joined_on), 0, 0
+    await demo_points.promotions(today)
+    day, sold, calls, till = min(joined_on), 0, 0, [0, 0]
     while day < today:
         with clock.living_at(_at(day, time(0, 5))):
             await daily_job(day)
@@ -73,11 +75,23 @@ async def live_history(
             for code, batch in sorted(by_day.get(day, {}).items()):
                 await purchases.ingest_purchases(stores[code], batch, rule)
                 sold += len(batch)
+        with clock.living_at(_at(day, time(21, 50))):
+            for code, batch in sorted(by_day.get(day, {}).items()):
+                spent, back = await demo_points.at_the_till(
+                    stores[code], batch, _at(day, time(21, 40)), rng
+                )
+                till[0], till[1] = till[0] + spent, till[1] + back
         if day.day == 1:
             progress(f"demo history: {day:%Y-%m} ({sold} receipts, {calls} calls so far)")
         day += timedelta(days=1)
     saved = await _targets(today)
-    return {"receipts": sold, "calls": calls, "targets": saved}
+    return {
+        "receipts": sold,
+        "calls": calls,
+        "targets": saved,
+        "redemptions": till[0],
+        "returns": till[1],
+    }
 
 
 def _by_day(

@@ -149,7 +149,15 @@ def _state_raw_bodies(app: Litestar, document: dict[str, Any]) -> None:
     CSV upload), names them in ``opt["bodies"]``: the document states each."""
     for route in app.routes:
         for handler in getattr(route, "route_handlers", ()):
-            bodies = getattr(handler, "opt", {}).get("bodies")
+            opt = getattr(handler, "opt", {})
+            if opt.get("csv"):
+                # JSON by default; CSV for Excel when Accept asks for text/csv.
+                for method in handler.http_methods:
+                    answer = document["paths"][route.path_format][method.lower()]["responses"]
+                    answer["200"].setdefault("content", {})["text/csv"] = {
+                        "schema": {"type": "string"}
+                    }
+            bodies = opt.get("bodies")
             if not bodies:
                 continue
             content = {

@@ -8,11 +8,17 @@ from advisor_api.settings import PushSettings
 from core.events import bus
 from incentives import ledger
 from incentives.events import MonthClosed
-from members.events import AdvisorLeft, MemberJoined, PurchaseRecorded
+from members.events import (
+    AdvisorLeft,
+    MemberJoined,
+    PurchaseRecorded,
+    PurchaseReturned,
+    TierReached,
+)
 from notifications import services as pushes
 from notifications.dispatch import Dispatcher
 from notifications.senders import FcmSender, LogSender, PushSender
-from tasks import assignment, conversion, generation
+from tasks import assignment, conversion, generation, points_tasks
 from tasks.events import TaskAssigned, TaskSettled
 
 
@@ -31,6 +37,13 @@ def wire_domains(conversion_days: int = 7) -> None:
                 conversion.convert,
                 ledger.credit_purchases,
             ],
+            # Tasks first: a conversion the return undoes settles its task, and the
+            # ledger's flush before commit reconciles that fact with the points'.
+            PurchaseReturned: [
+                points_tasks.on_purchases_returned,
+                ledger.reverse_returned_points,
+            ],
+            TierReached: [points_tasks.on_tiers_reached],
             # The members were handed on already (members.registry); their tasks follow.
             AdvisorLeft: [assignment.on_advisors_left],
             TaskAssigned: [pushes.on_tasks_assigned],

@@ -11,6 +11,10 @@ make nothing), and for the next day (a steady-state day).
 Beside it, one hand-written INSERT … SELECT makes the same stage_up rows into a
 scratch table: the floor for that kind of statement. Prints times and ratios.
 
+Part 1b times the daily job's points-expiry pass: the day the data set's oldest lots
+have lapsed (18 months on), one set-based pass over every member, beside the floor
+of the same three writes by hand (ledger rows, balances, lots); both are undone after.
+
 Part 2 serves the app (one worker, no scheduler) with a plain JSON endpoint mounted
 in the same process, signs in advisors who have work that day, and loads
 ``GET /advisor/v1/today`` from 64 keep-alive connections, then the plain endpoint
@@ -156,6 +160,70 @@ async def daily_part(url: str, day: date) -> None:
     )
     met = timings[0] <= 15 and timings[0] <= 3 * floor
     print(f"  target (≤ 15 s, ≤ 3× the floor): {'met' if met else 'NOT met'}")
+
+
+# --- part 1b: points lapsing ----------------------------------------------------
+
+EXPIRY_FLOOR = (
+    "INSERT INTO points_ledger (member, store, kind, points, lot, bonus_points, occurred_at,"
+    " occurred_on, booked_month, created_at) SELECT l.member, m.home_store, 'expire',"
+    " -(l.earned - l.used - l.expired), l.id, 0, now(), l.expires_on + 1,"
+    " to_char(l.expires_on + 1, 'YYYY-MM'), now() FROM points_lot l JOIN member m"
+    " ON m.id = l.member WHERE l.earned > l.used + l.expired AND l.expires_on < $1",
+    "UPDATE member SET points_balance = points_balance - x.points FROM (SELECT member,"
+    " SUM(earned - used - expired) AS points FROM points_lot WHERE earned > used + expired"
+    " AND expires_on < $1 GROUP BY member) x WHERE member.id = x.member",
+    "UPDATE points_lot SET expired = expired + (earned - used - expired)"
+    " WHERE earned > used + expired AND expires_on < $1",
+)
+UNDO_EXPIRY = (
+    "UPDATE member SET points_balance = points_balance - x.points FROM (SELECT member,"
+    " SUM(points) AS points FROM points_ledger WHERE kind = 'expire' GROUP BY member) x"
+    " WHERE member.id = x.member",
+    "UPDATE points_lot SET expired = 0 WHERE expired > 0",
+    "DELETE FROM points_ledger WHERE kind = 'expire'",
+)
+
+
+async def expiry_part(url: str, day: date) -> None:
+    import asyncpg
+
+    from core.db import connection_pool
+    from core.periods import add_months
+    from members.lots import expire_points
+    from members.queries import timezones_in_use
+
+    lapse_day = add_months(day, 18)
+    conn = await asyncpg.connect(url)
+    try:
+        lots = await conn.fetchval(
+            "SELECT COUNT(*) FROM points_lot WHERE earned > used + expired AND expires_on < $1",
+            lapse_day,
+        )
+        async with connection_pool():
+            started = time.perf_counter()
+            expired = 0
+            for zone in await timezones_in_use():
+                expired += await expire_points(lapse_day, zone)
+            elapsed = time.perf_counter() - started
+        for statement in UNDO_EXPIRY:
+            await conn.execute(statement)
+        floor_tx = conn.transaction()
+        await floor_tx.start()
+        started = time.perf_counter()
+        for statement in EXPIRY_FLOOR:
+            await conn.execute(statement, lapse_day)
+        floor = time.perf_counter() - started
+        await floor_tx.rollback()
+    finally:
+        await conn.close()
+    print(f"points expiry pass for {lapse_day}: {lots:,} lots, {expired:,} points lapsed")
+    print(f"  the daily job's pass:   {elapsed:6.2f} s")
+    print(
+        f"  floor (the same writes by hand): {floor:6.2f} s   ratio {elapsed / max(floor, 1e-9):.1f}×"
+    )
+    met = elapsed <= 3 * floor + 1
+    print(f"  target (one set-based pass, ≤ 3× the floor): {'met' if met else 'NOT met'}")
 
 
 # --- part 2: the list under load ---------------------------------------------
@@ -364,6 +432,7 @@ def main() -> None:
     day = args.date or clock.today(clock.zone("Asia/Shanghai"))
     if not args.skip_run:
         asyncio.run(daily_part(args.database_url, day))
+        asyncio.run(expiry_part(args.database_url, day))
     asyncio.run(load_part(args.database_url, day, args))
 
 

@@ -243,6 +243,15 @@ def days_after(day: str, n: int) -> str:
     return f"date({day}, '{int(n):+d} days')"
 
 
+def least(a: str, b: str) -> str:
+    """The smaller of two expressions (SQLite's two-argument MIN)."""
+    return f"LEAST({a}, {b})" if is_postgres() else f"MIN({a}, {b})"
+
+
+def greatest(a: str, b: str) -> str:
+    return f"GREATEST({a}, {b})" if is_postgres() else f"MAX({a}, {b})"
+
+
 def param(pg_type: str) -> str:
     """A placeholder whose type PostgreSQL cannot infer from context (a bare value in a
     SELECT list); SQLite takes the value as it comes."""
@@ -342,3 +351,17 @@ async def migrations_behind() -> int:
         return -1
     _migrations_current = behind == 0
     return behind
+
+
+# The books: the score ledger and the points ledger. Writers of either share the lock
+# for their transaction; closing a month holds it alone, so that a fact is either in
+# the month it froze or booked after it, never lost between the two.
+BOOKS_LOCK = 0x7449_414E  # "tIAN"
+
+
+async def hold_books(alone: bool = False) -> None:
+    """Take the books' lock for the rest of the transaction (PostgreSQL; SQLite has
+    one writer at a time anyway)."""
+    if is_postgres():
+        kind = "" if alone else "_shared"
+        await fetch(f"SELECT pg_advisory_xact_lock{kind}({{}}::bigint)", BOOKS_LOCK)

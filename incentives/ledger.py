@@ -2,8 +2,9 @@
 league-table totals kept beside them.
 
 - ``new_member``: a member who joined, credited to the recruiting advisor;
-- ``points``: points a purchase earned, credited to the receipt's advisor (else the
-  member's owning advisor); redemptions never take them back;
+- ``points``: points a purchase earned (a promotion's extra included), credited to
+  the receipt's advisor (else the member's owning advisor); redemptions never take
+  them back, a return does (a negative fact on the purchase's day);
 - ``task_done`` / ``task_converted``: reconciled from the task itself whenever the
   tasks domain says a task settled, so a task undone by a do-not-contact request
   gets a reversing row and a task done again after that gets a new one.
@@ -27,7 +28,7 @@ from core import clock
 from core.db import defer, fetch, in_list, rows_source
 from core.periods import keys_of, month_key, week_key
 from incentives.rules import KINDS, Weights, booking, closed_months, hold_ledger, load_weights
-from members.events import MemberJoined, PurchaseRecorded
+from members.events import MemberJoined, PurchaseRecorded, PurchaseReturned
 from tasks.events import TaskSettled
 from tasks.queries import settled_states
 
@@ -199,6 +200,28 @@ async def credit_purchases(recorded: list[PurchaseRecorded]) -> None:
             )
             for p in recorded
             if p.advisor_id is not None and p.points_earned > 0
+        ]
+    )
+
+
+async def reverse_returned_points(returned: list[PurchaseReturned]) -> None:
+    """A return takes back the receipt's points from the advisor they were credited
+    to, on the purchase's day: in its month's tables, or as an adjustment in the open
+    month when that month is closed (the closed statement stays as it was)."""
+    await append_facts(
+        [
+            Fact(
+                advisor_id=r.advisor_id,
+                store_id=r.store_id,
+                kind="points",
+                amount=-r.points_owed,
+                counts_on=r.purchased_on,
+                source_key=f"return:{r.return_pk}",
+                member_id=r.member_id,
+                purchase_id=r.purchase_id,
+            )
+            for r in returned
+            if r.advisor_id is not None and r.points_owed > 0
         ]
     )
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 import msgspec
 
 from core import clock
-from core.db import fetch, in_write_transaction, is_postgres
+from core.db import fetch, hold_books, in_write_transaction
 from core.errors import InvalidInput
 from core.money import decimal_of, fen_of
 from core.periods import month_of, month_or_error, next_month, parse_period
@@ -23,7 +23,6 @@ from incentives.schemas import BonusRatesIn, ScoreWeightsIO
 from members.queries import timezones_in_use
 
 KINDS = ("new_member", "points", "task_done", "task_converted")
-LEDGER_LOCK = 0x7449_414E  # "tIAN": the advisory lock id of the score ledger
 HUNDRED = Decimal(100)
 
 
@@ -87,9 +86,7 @@ def score_text(hundredths: int) -> str:
 async def hold_ledger(alone: bool = False) -> None:
     """Take the ledger lock for the rest of the transaction (shared by fact writers,
     alone for a close, a re-weighting or a rebuild)."""
-    if is_postgres():
-        kind = "" if alone else "_shared"
-        await fetch(f"SELECT pg_advisory_xact_lock{kind}({{}}::bigint)", LEDGER_LOCK)
+    await hold_books(alone)
 
 
 async def load_weights() -> Weights:

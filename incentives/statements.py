@@ -32,6 +32,7 @@ from incentives.events import MonthClosed
 from incentives.rules import Rates, hold_ledger, month_has_ended, rates_for
 from incentives.schemas import StatementFigures
 from members import queries as members
+from members import settlement
 from tasks.queries import completion, completion_by_advisor
 
 ONE_FEN = Decimal(1)
@@ -241,6 +242,8 @@ async def close_month(month: str) -> tuple[bool, Statement]:
             rates.per_1000_points_fen,
             rates.completion_gate_bp,
         )
+        # What the brand owes each store for points is frozen by the same close.
+        await settlement.freeze(month)
         await bus.publish([MonthClosed(month, previous(parse_period(month)).name)])
         return True
 

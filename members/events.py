@@ -44,3 +44,31 @@ class AdvisorLeft(Struct, frozen=True):
     advisor_id: int
     store_id: int
     active: bool
+
+
+class PurchaseReturned(Struct, frozen=True):
+    """Goods of a purchase brought back. ``points_owed`` are the receipt's points
+    the return undoes (the score facts follow it, whatever the balance could cover);
+    ``whole``: nothing of the receipt is left."""
+
+    return_pk: int
+    purchase_id: int
+    member_id: int
+    store_id: int
+    advisor_id: int | None  # the purchase's credited advisor
+    purchased_on: date
+    returned_on: date
+    points_owed: int
+    whole: bool
+
+
+class TierReached(Struct, frozen=True):
+    """A member rose to a higher tier (恭喜升级)."""
+
+    member_id: int
+    store_id: int  # home store
+    owning_advisor: int | None
+    tier: str
+    tier_name: str
+    year: int  # the calendar year whose points earned it
+    reached_on: date

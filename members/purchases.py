@@ -29,7 +29,9 @@ from core.errors import Conflict, InvalidInput
 from core.events import bus
 from members.events import BoughtLine, MemberJoined, PurchaseRecorded
 from members.figures import REPEAT_WINDOW_DAYS
-from members.points import PointsRule, book_earnings
+from members.points import Earning, book_earnings
+from members.policy import PointsRule, load_policy
+from members.promotions import extra_points
 from members.receipts import (
     REUSED_RECEIPT,
     Receipt,
@@ -41,6 +43,7 @@ from members.receipts import (
 )
 from members.schemas import PurchaseOut, ReceiptResult
 from members.stores import StoreRef
+from members.tiers import effective_tier, refresh_tiers
 
 
 @dataclass(slots=True)
@@ -53,6 +56,14 @@ class _Batch:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     first_receipt: dict[str, Receipt] = field(default_factory=dict)
     purchase_ids: dict[str, int] = field(default_factory=dict)
+    # Per receipt, each line's promotion extra and the promotion that gave it.
+    bonus: dict[str, list[tuple[int, int | None]]] = field(default_factory=dict)
+
+    def promotion_extra(self, r: Receipt) -> tuple[int, int | None]:
+        """The receipt's promotion extra, and the promotion behind most of it."""
+        lines = self.bonus.get(r.receipt_id, [])
+        top = max(lines, key=lambda line: line[0], default=(0, None))
+        return sum(points for points, _ in lines), top[1] if top[0] else None
 
     def member_id(self, r: Receipt) -> int:
         return int(self.members[r.phone]["id"])
@@ -122,27 +133,46 @@ async def _record(
         return answers
     batch = _Batch(store, new, {r.receipt_id: rule.points_for(r.eligible_fen) for r in new})
     joined = await _join_new_members(batch)
+    await _promotions(batch, rule)
     balance_after = _balances_after(batch, await _update_members(batch))
     for row in await _claim_receipts(batch, balance_after):
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
-    await mark_repeats(sorted({batch.member_id(r) for r in new}))
+    members = sorted({batch.member_id(r) for r in new})
+    await mark_repeats(members)
+    policy = await load_policy()
     await book_earnings(
-        store.id,
-        [
-            (
-                batch.member_id(r),
-                batch.points[r.receipt_id],
-                batch.purchase_ids[r.receipt_id],
-                r.purchased_at,
-                r.purchased_on,
-            )
-            for r in new
-            if batch.points[r.receipt_id] > 0
-        ],
+        store, [_earning(batch, r) for r in new if batch.points[r.receipt_id]], policy
     )
+    risen = await refresh_tiers(members, clock.today(store.tz), policy)
     await _announce(batch, joined)
+    await bus.publish(risen)
     return answers
+
+
+async def _promotions(batch: _Batch, rule: PointsRule) -> None:
+    """Each line's promotion extra, by the member's tier before this batch."""
+    today = clock.today(batch.store.tz)
+    tiers = {
+        phone: effective_tier(m["tier"], m["tier_year"], today)
+        for phone, m in batch.members.items()
+    }
+    batch.bonus = await extra_points(batch.store, batch.receipts, tiers, rule)
+    for r in batch.receipts:
+        batch.points[r.receipt_id] += batch.promotion_extra(r)[0]
+
+
+def _earning(batch: _Batch, r: Receipt) -> Earning:
+    bonus, promotion = batch.promotion_extra(r)
+    return Earning(
+        member_id=batch.member_id(r),
+        points=batch.points[r.receipt_id],
+        bonus=bonus,
+        promotion=promotion,
+        purchase_id=batch.purchase_ids[r.receipt_id],
+        occurred_at=r.purchased_at,
+        occurred_on=r.purchased_on,
+    )
 
 
 async def _replays(
@@ -211,7 +241,8 @@ async def _lock_members(phones: set[str]) -> dict[str, dict[str, Any]]:
     # same members queue instead of deadlocking on the balance update.
     lock = " ORDER BY id FOR UPDATE" if is_postgres() else ""
     rows = await fetch(
-        f"SELECT id, phone, owning_advisor, points_balance FROM member WHERE phone {cond}{lock}",
+        "SELECT id, phone, owning_advisor, points_balance, tier, tier_year FROM member"
+        f" WHERE phone {cond}{lock}",
         *args,
     )
     return {row["phone"]: row for row in rows}
@@ -299,6 +330,7 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
             ("total_fen", "bigint"),
             ("eligible_fen", "bigint"),
             ("points_earned", "int"),
+            ("bonus_points", "int"),
             ("balance_after", "int"),
             ("request_hash", "text"),
         ],
@@ -312,6 +344,7 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
                 r.total_fen,
                 r.eligible_fen,
                 batch.points[r.receipt_id],
+                batch.promotion_extra(r)[0],
                 balance_after[r.receipt_id],
                 r.hash,
             )
@@ -320,9 +353,10 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
     )
     claimed = await fetch(
         "INSERT INTO purchase (store, receipt_id, member, advisor, purchased_at, purchased_on,"
-        " total_fen, eligible_fen, points_earned, points_balance_after, request_hash, created_at)"
+        " total_fen, eligible_fen, points_earned, bonus_points, points_balance_after,"
+        " request_hash, created_at)"
         f" SELECT {param('int')}, receipt_id, member, advisor, purchased_at, purchased_on,"
-        " total_fen, eligible_fen, points_earned, balance_after, request_hash,"
+        " total_fen, eligible_fen, points_earned, bonus_points, balance_after, request_hash,"
         f" {param('timestamptz')} FROM ({source}) AS src"
         " WHERE true ON CONFLICT (store, receipt_id) DO NOTHING"
         " RETURNING id, receipt_id, points_earned, points_balance_after",
@@ -364,16 +398,21 @@ async def _write_lines(batch: _Batch) -> None:
             ("product", "int"),
             ("quantity", "int"),
             ("amount_fen", "bigint"),
+            ("bonus_points", "int"),
+            ("promotion", "int"),
         ],
         [
-            (batch.purchase_ids[r.receipt_id], i + 1, product.id, qty, fen)
+            (batch.purchase_ids[r.receipt_id], i + 1, product.id, qty, fen, *bonus)
             for r in batch.receipts
-            for i, ((_, qty, fen), product) in enumerate(zip(r.lines, r.products, strict=True))
+            for i, ((_, qty, fen), product, bonus) in enumerate(
+                zip(r.lines, r.products, batch.bonus[r.receipt_id], strict=True)
+            )
         ],
     )
     await fetch(
-        "INSERT INTO purchase_line (purchase, line_no, product, quantity, amount_fen)"
-        f" SELECT purchase, line_no, product, quantity, amount_fen FROM ({source}) AS src",
+        "INSERT INTO purchase_line (purchase, line_no, product, quantity, amount_fen,"
+        " bonus_points, promotion) SELECT purchase, line_no, product, quantity, amount_fen,"
+        f" bonus_points, promotion FROM ({source}) AS src",
         *args,
     )
 

@@ -16,19 +16,12 @@ from typing import Any
 import msgspec
 
 from core import clock
-from core.db import fetch, in_list, is_postgres, rows_by
+from core.db import fetch, in_list, is_postgres
 from core.errors import NotFound
-from core.money import fen_to_yuan, yuan_text
 from core.periods import add_months
 from members.babies import baby_out
-from members.phones import phone_or_error
 from members.schemas import (
     BabyOut,
-    LedgerEntry,
-    MemberProfile,
-    PosMemberOut,
-    PurchaseLineView,
-    PurchaseView,
 )
 from members.tables import Baby
 
@@ -40,7 +33,7 @@ from members.tables import Baby
 MEMBERS = (
     "(SELECT m.id, m.name, m.phone, m.home_store, s.code AS store_code, s.region,"
     " s.timezone, m.do_not_contact, m.points_balance, m.joined_on, m.recruited_by,"
-    " m.last_purchased_at, m.last_purchase_on, m.last_formula_stage,"
+    " m.last_purchased_at, m.last_purchase_on, m.last_formula_stage, m.tier, m.tier_year,"
     " CASE WHEN a.active AND a.store = m.home_store THEN a.id END AS owner"
     " FROM member m JOIN store s ON s.id = m.home_store"
     " LEFT JOIN advisor a ON a.id = m.owning_advisor)"
@@ -53,6 +46,11 @@ ADVISORS = (
     " s.name AS store_name, s.region, s.timezone FROM advisor a JOIN store s ON s.id = a.store)"
 )
 STORES = "(SELECT s.id, s.code, s.name, s.region, s.timezone FROM store s)"
+# Lots of points with some left: joined to MEMBERS by ``member``.
+LOTS = (
+    "(SELECT l.id, l.member, l.expires_on, l.earned - l.used - l.expired AS points"
+    " FROM points_lot l WHERE l.earned > l.used + l.expired)"
+)
 # Purchases as the insights and dashboards read them (amounts in fen).
 PURCHASES = (
     "(SELECT p.id, p.store, p.member, p.advisor, p.purchased_at, p.purchased_on,"
@@ -229,28 +227,6 @@ async def advisor_zones(advisor_ids: Sequence[int]) -> dict[int, str]:
 # --- members ---------------------------------------------------------------------
 
 
-async def member_for_till(phone_text: str) -> PosMemberOut:
-    phone = phone_or_error(phone_text, "phone")
-    rows = await fetch(
-        "SELECT m.id, m.name, m.points_balance, s.code AS home_store, a.code AS owning_advisor,"
-        " s.timezone FROM member m JOIN store s ON s.id = m.home_store"
-        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.phone = {}",
-        phone,
-    )
-    if not rows:
-        raise NotFound("no member with this phone")
-    row = rows[0]
-    today = clock.today(clock.zone(row["timezone"]))
-    return PosMemberOut(
-        member_id=row["id"],
-        name=row["name"],
-        points_balance=row["points_balance"],
-        babies=(await babies_of_members([row["id"]], today)).get(row["id"], []),
-        home_store=row["home_store"],
-        owning_advisor=row["owning_advisor"],
-    )
-
-
 async def babies_of_members(member_ids: Sequence[int], today: date) -> dict[int, list[BabyOut]]:
     """Babies of many members at once, with their age in months and formula stage."""
     if not member_ids:
@@ -296,95 +272,6 @@ async def purchases_between(
         end,
     )
     return [(int(r["id"]), int(r["total_fen"])) for r in rows]
-
-
-async def member_profile(
-    store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
-) -> MemberProfile:
-    """The member at a glance, for people of the member's home store (``store_ids``;
-    None: any store). Another store's member is not found."""
-    members = await fetch(
-        "SELECT m.id, m.name, m.phone, m.home_store, m.joined_on, m.do_not_contact,"
-        " m.wrong_number_at, m.points_balance, s.code AS store_code, s.timezone,"
-        " a.code AS advisor_code FROM member m JOIN store s ON s.id = m.home_store"
-        " LEFT JOIN advisor a ON a.id = m.owning_advisor WHERE m.id = {}",
-        member_id,
-    )
-    if not members or (store_ids is not None and members[0]["home_store"] not in store_ids):
-        raise NotFound(f"no member {member_id} at your store")
-    m = members[0]
-    today = clock.today(clock.zone(m["timezone"]))
-    purchases, total = await _purchase_page(member_id, offset, limit)
-    return MemberProfile(
-        member_id=m["id"],
-        name=m["name"],
-        phone=m["phone"],
-        home_store=m["store_code"],
-        owning_advisor=m["advisor_code"],
-        joined_on=clock.as_date(m["joined_on"]),
-        do_not_contact=bool(m["do_not_contact"]),
-        wrong_number_reported=m["wrong_number_at"] is not None,
-        babies=(await babies_of_members([member_id], today)).get(member_id, []),
-        points_balance=m["points_balance"],
-        ledger=await _ledger_tail(member_id),
-        purchases=purchases,
-        purchases_total=total,
-        repeat_within_90_days=await _latest_is_repeat(member_id),
-    )
-
-
-async def _ledger_tail(member_id: int) -> list[LedgerEntry]:
-    rows = await fetch(
-        "SELECT l.kind, l.points, l.occurred_at, s.code FROM points_ledger l"
-        " JOIN store s ON s.id = l.store WHERE l.member = {} ORDER BY l.id DESC LIMIT 10",
-        member_id,
-    )
-    return [LedgerEntry(r["kind"], r["points"], r["occurred_at"], r["code"]) for r in rows]
-
-
-async def _purchase_page(member_id: int, offset: int, limit: int) -> tuple[list[PurchaseView], int]:
-    purchases = await fetch(
-        "SELECT p.id, p.receipt_id, p.purchased_at, p.total_fen, p.points_earned, s.code"
-        " FROM purchase p JOIN store s ON s.id = p.store WHERE p.member = {}"
-        " ORDER BY p.purchased_at DESC, p.id DESC LIMIT {} OFFSET {}",
-        member_id,
-        limit,
-        offset,
-    )
-    counted = await fetch("SELECT COUNT(*) AS n FROM purchase WHERE member = {}", member_id)
-    lines = await rows_by(
-        "purchase",
-        "SELECT l.purchase, pr.sku, pr.name, l.quantity, l.amount_fen FROM purchase_line l"
-        " JOIN product pr ON pr.id = l.product WHERE l.purchase {ids} ORDER BY l.line_no",
-        [p["id"] for p in purchases],
-    )
-    views = [
-        PurchaseView(
-            purchase_id=p["id"],
-            receipt_id=p["receipt_id"],
-            store_code=p["code"],
-            purchased_at=p["purchased_at"],
-            total=str(fen_to_yuan(p["total_fen"])),
-            points_earned=p["points_earned"],
-            lines=[
-                PurchaseLineView(
-                    line["sku"], line["name"], line["quantity"], yuan_text(line["amount_fen"])
-                )
-                for line in lines.get(p["id"], [])
-            ],
-        )
-        for p in purchases
-    ]
-    return views, int(counted[0]["n"])
-
-
-async def _latest_is_repeat(member_id: int) -> bool:
-    """RN3's flag of the latest purchase: within 90 days of the one before it."""
-    latest = await fetch(
-        "SELECT repeat FROM purchase WHERE member = {} ORDER BY purchased_at DESC, id DESC LIMIT 1",
-        member_id,
-    )
-    return bool(latest and latest[0]["repeat"])
 
 
 async def is_demo_chain(hq_phone: str) -> bool:

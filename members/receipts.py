@@ -16,7 +16,7 @@ from core.db import fetch, in_list
 from core.errors import Conflict, FieldError, InvalidInput, msgspec_field_error
 from core.money import fen_of, request_hash
 from members.phones import phone_or_error
-from members.points import PointsRule
+from members.policy import PointsRule
 from members.schemas import PurchaseIn, ReceiptResult
 from members.stores import StoreRef, event_instant, store_advisors
 

@@ -67,6 +67,11 @@ class BabyOut(Struct):
     stage: int | None
 
 
+class ExpiringPoints(Struct):
+    points: int
+    expires_on: date  # the last day they can be spent
+
+
 class PosMemberOut(Struct):
     member_id: int
     name: str
@@ -74,6 +79,10 @@ class PosMemberOut(Struct):
     babies: list[BabyOut]
     home_store: str
     owning_advisor: str | None
+    tier: str | None  # a tier code of the policy (vip, gold …), None below the first
+    tier_name: str | None
+    # Every lot with points left, the soonest to lapse first.
+    points_expiring: list[ExpiringPoints]
 
 
 # --- POS: purchases ----------------------------------------------------------
@@ -128,17 +137,142 @@ class PurchaseBatchOut(Struct):
 # --- POS: redemptions --------------------------------------------------------
 
 
+class GoodsLineIn(Struct, forbid_unknown_fields=True):
+    """Goods taken for points, or brought back: the SKU, how many, and (for a
+    return, required) the amount paid for them."""
+
+    sku: Annotated[str, Meta(min_length=1, max_length=32, pattern=_PRINTABLE)]
+    quantity: Annotated[int, Meta(ge=1, le=10_000)]
+    amount: YuanText | None = None
+
+
 class RedemptionIn(Struct):
     redemption_id: ClientId
     member_phone: PhoneText
     points: Annotated[int, Meta(ge=1, le=10_000_000)]
     redeemed_at: datetime
+    lines: Annotated[list[GoodsLineIn], Meta(max_length=MAX_LINES)] | None = None
 
 
 class RedemptionOut(Struct):
     redemption_id: str
     points: int
     points_balance: int
+    value: YuanText  # the points at the rate in force: what the brand owes the store
+
+
+# --- POS: returns --------------------------------------------------------------
+
+
+class ReturnIn(Struct, forbid_unknown_fields=True):
+    return_id: ClientId
+    receipt_id: ClientId
+    returned_at: datetime
+    # No lines: everything of the receipt not returned yet.
+    lines: Annotated[list[GoodsLineIn], Meta(min_length=1, max_length=MAX_LINES)] | None = None
+
+
+class ReturnOut(Struct):
+    return_id: str
+    points_reversed: int
+    points_balance: int
+    shortfall: int  # the receipt's points already spent: they could not be taken back
+
+
+# --- HQ: the points policy and promotions ----------------------------------------
+
+TierCode = Annotated[str, Meta(min_length=1, max_length=16, pattern=r"^[a-z0-9_]+$")]
+
+
+class TierIO(Struct, forbid_unknown_fields=True):
+    code: TierCode
+    name: Annotated[str, Meta(min_length=1, max_length=20, pattern=_PRINTABLE)]
+    min_points_in_year: Annotated[int, Meta(ge=1, le=100_000_000)]
+
+
+class PointsPolicyIO(Struct, forbid_unknown_fields=True):
+    value_per_100_points: YuanText
+    expiry_months: Annotated[int, Meta(ge=1, le=120)]
+    expiry_warning_days: Annotated[int, Meta(ge=1, le=365)]
+    tiers: Annotated[list[TierIO], Meta(max_length=10)]
+
+
+class PromotionIn(Struct, forbid_unknown_fields=True):
+    promotion_id: ClientId
+    name: RequiredName
+    starts_on: date
+    ends_on: date
+    multiplier: Annotated[int, Meta(ge=2, le=10)]
+    skus: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=32)]],
+            Meta(min_length=1, max_length=500),
+        ]
+        | None
+    ) = None
+    categories: (
+        Annotated[
+            list[Annotated[str, Meta(min_length=1, max_length=32)]],
+            Meta(min_length=1, max_length=50),
+        ]
+        | None
+    ) = None
+    store_codes: Annotated[list[Code], Meta(min_length=1, max_length=25_000)] | None = None
+    region: Annotated[str, Meta(min_length=1, max_length=50, pattern=_PRINTABLE)] | None = None
+    tiers: Annotated[list[TierCode], Meta(min_length=1, max_length=10)] | None = None
+
+
+class PromotionOut(Struct):
+    promotion_id: str
+    name: str
+    starts_on: date
+    ends_on: date
+    multiplier: int
+    skus: list[str] | None
+    categories: list[str] | None
+    store_codes: list[str] | None
+    region: str | None
+    tiers: list[str] | None
+
+
+# --- settlement ----------------------------------------------------------------------
+
+
+class SettlementFigures(Struct):
+    points_issued: int
+    points_redeemed: int
+    points_reversed: int
+    points_expired: int
+    redeemed_value: YuanText  # what the brand owes the store
+
+
+class SettlementLineOut(SettlementFigures):
+    store_code: str
+    store_name: str
+    region: str
+
+
+class Settlement(Struct):
+    period: str
+    frozen: bool  # the month was closed: these lines no longer change
+    stores: list[SettlementLineOut]
+    total: SettlementFigures
+
+
+class RedemptionView(Struct):
+    redemption_id: str
+    member_phone: str  # masked: 138****8000
+    points: int
+    value: YuanText
+    redeemed_at: datetime
+    lines: list[GoodsLineIn]
+
+
+class StoreSettlement(Struct):
+    period: str
+    frozen: bool
+    line: SettlementLineOut
+    redemptions: list[RedemptionView]
 
 
 # --- the member at a glance ------------------------------------------------------
@@ -181,6 +315,9 @@ class MemberProfile(Struct):
     wrong_number_reported: bool
     babies: list[BabyOut]
     points_balance: int
+    tier: str | None
+    tier_name: str | None
+    points_expiring: list[ExpiringPoints]  # every lot with points left, soonest first
     ledger: list[LedgerEntry]
     purchases: list[PurchaseView]
     purchases_total: int

@@ -85,6 +85,10 @@ class Member(Table, tablename="member"):
     # The stage of the latest formula bought: stage_up asks only this.
     last_formula_at = Timestamptz(null=True, default=None)
     last_formula_stage = SmallInt(null=True, default=None)
+    # The tier earned by points in a calendar year (``tier_year``), kept through the
+    # year after: read as none once that has passed (members.tiers).
+    tier = Varchar(length=16, null=True, default=None)
+    tier_year = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
 
 
@@ -107,7 +111,8 @@ class Purchase(Table, tablename="purchase"):
     purchased_on = Date()  # store-local calendar day
     total_fen = BigInt()
     eligible_fen = BigInt()
-    points_earned = Integer()
+    points_earned = Integer()  # with a promotion's extra
+    bonus_points = Integer(default=0)  # of which a promotion's extra
     # RN3: bought within 90 days of the member's previous purchase (anywhere). Kept
     # exact when a receipt arrives late: the next purchase's flag is recomputed too.
     repeat = Boolean(default=False)
@@ -127,6 +132,9 @@ class PurchaseLine(Table, tablename="purchase_line"):
     product = ForeignKey(Product, on_delete=OnDelete.restrict, null=False)
     quantity = Integer()
     amount_fen = BigInt()
+    # A promotion's extra points on this line (the best match, never stacked).
+    bonus_points = Integer(default=0)
+    promotion = Integer(null=True, default=None)
 
 
 class Redemption(Table, tablename="redemption"):
@@ -138,10 +146,56 @@ class Redemption(Table, tablename="redemption"):
     redeemed_at = Timestamptz()
     redeemed_on = Date()
     points_balance_after = Integer()
+    # What the brand owes the store for it, at the rate in force when it was made.
+    value_fen = BigInt(default=0)
+    value_per_100_fen = Integer(default=0)
     request_hash = Varchar(length=64)
     created_at = Timestamptz(default=TimestamptzNow())
 
     # UNIQUE (store, redemption_id): see Purchase.
+
+
+class RedemptionLine(Table, tablename="redemption_line"):
+    """The goods a redemption took, as the till sent them."""
+
+    id = BigSerial(primary_key=True)
+    redemption = ForeignKey(Redemption, on_delete=OnDelete.restrict, null=False, index=True)
+    line_no = SmallInt()
+    product = ForeignKey(Product, on_delete=OnDelete.restrict, null=False)
+    quantity = Integer()
+    amount_fen = BigInt(null=True, default=None)
+
+
+class PurchaseReturn(Table, tablename="purchase_return"):
+    """Goods brought back: a new fact beside the purchase, never an edit of it."""
+
+    id = BigSerial(primary_key=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    return_id = Varchar(length=64)
+    purchase = ForeignKey(Purchase, on_delete=OnDelete.restrict, null=False, index=True)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False)
+    returned_at = Timestamptz()
+    returned_on = Date()
+    amount_fen = BigInt()
+    whole = Boolean()  # nothing of the receipt is left after it
+    points_reversed = Integer()  # taken from the balance
+    points_owed = Integer()  # the receipt's points the return undoes (score facts)
+    shortfall = Integer()  # points_owed - points_reversed: spent already
+    points_balance_after = Integer()
+    request_hash = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    # UNIQUE (store, return_id): a migration's index.
+
+
+class ReturnLine(Table, tablename="return_line"):
+    id = BigSerial(primary_key=True)
+    purchase_return = ForeignKey(
+        PurchaseReturn, on_delete=OnDelete.restrict, null=False, index=True
+    )
+    product = ForeignKey(Product, on_delete=OnDelete.restrict, null=False)
+    quantity = Integer()
+    amount_fen = BigInt()
 
 
 class PointsLedger(Table, tablename="points_ledger"):
@@ -150,8 +204,16 @@ class PointsLedger(Table, tablename="points_ledger"):
     id = BigSerial(primary_key=True)
     member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False, index=True)
     store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
-    kind = Varchar(length=16)  # earn | redeem
+    kind = Varchar(length=16)  # earn | redeem | reverse | expire
     points = Integer()  # signed
+    # earn: the promotion behind most of the extra, and the extra itself.
+    promotion = Integer(null=True, default=None)
+    bonus_points = Integer(default=0)
+    # Unique (a migration's index: SQLite cannot add a UNIQUE column).
+    purchase_return = ForeignKey(
+        PurchaseReturn, on_delete=OnDelete.restrict, null=True, default=None
+    )
+    lot = BigInt(null=True, default=None)  # expire: the lot that lapsed
     purchase = ForeignKey(
         Purchase, on_delete=OnDelete.restrict, null=True, default=None, unique=True
     )
@@ -160,7 +222,78 @@ class PointsLedger(Table, tablename="points_ledger"):
     )
     occurred_at = Timestamptz()
     occurred_on = Date()
+    # The month the settlement reports it in: its own, or the month it was written
+    # in when its own was already settled (an adjustment, never an edit).
+    booked_month = Varchar(length=7, default="")
     created_at = Timestamptz(default=TimestamptzNow())
+
+
+class PointsLot(Table, tablename="points_lot"):
+    """What a member earned in a month, expiring together at the end of the month
+    ``expiry_months`` later. Spending and reversals take the oldest lots first; the
+    daily job books what lapsed. remaining = earned - used - expired."""
+
+    id = BigSerial(primary_key=True)
+    member = ForeignKey(Member, on_delete=OnDelete.restrict, null=False)
+    month = Varchar(length=7)
+    expires_on = Date()  # the last day its points can be spent
+    earned = Integer(default=0)
+    used = Integer(default=0)
+    expired = Integer(default=0)
+
+    # UNIQUE (member, month, expires_on) and an index on open lots: a migration's.
+
+
+class PointsPolicy(Table, tablename="points_policy"):
+    """HQ's points policy, one row per change: the latest applies from its time on
+    to new bookings, never to what is already booked."""
+
+    id = Serial(primary_key=True)
+    value_per_100_fen = Integer()
+    expiry_months = Integer()
+    expiry_warning_days = Integer()
+    tiers = Varchar(length=2000)  # JSON: [{"code", "name", "min_points_in_year"}]
+    set_at = Timestamptz(default=TimestamptzNow())
+
+
+class PointsPromotion(Table, tablename="points_promotion"):
+    """N× points on matching lines over a window (double-points days)."""
+
+    id = Serial(primary_key=True)
+    promotion_id = Varchar(length=64, unique=True)
+    name = Varchar(length=100)
+    starts_on = Date()
+    ends_on = Date()
+    multiplier = Integer()
+    # JSON lists, or null for "any": which lines, stores and members it covers.
+    skus = Varchar(length=20000, null=True, default=None)
+    categories = Varchar(length=2000, null=True, default=None)
+    store_codes = Varchar(length=200000, null=True, default=None)
+    region = Varchar(length=50, null=True, default=None)
+    tiers = Varchar(length=200, null=True, default=None)
+    request_hash = Varchar(length=64)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SettledMonth(Table, tablename="settled_month"):
+    """A month whose store settlements were frozen by the month's close."""
+
+    id = Serial(primary_key=True)
+    month = Varchar(length=7, unique=True)
+    settled_at = Timestamptz(default=TimestamptzNow())
+
+
+class SettlementLine(Table, tablename="settlement_line"):
+    """A store's points settlement for a settled month, as frozen."""
+
+    id = BigSerial(primary_key=True)
+    month = Varchar(length=7, index=True)
+    store = ForeignKey(Store, on_delete=OnDelete.restrict, null=False)
+    points_issued = BigInt()
+    points_redeemed = BigInt()
+    points_reversed = BigInt()
+    points_expired = BigInt()
+    redeemed_value_fen = BigInt()
 
 
 class UserAccount(Table, tablename="user_account"):

@@ -26,6 +26,7 @@ from tasks.lifecycle import (
     transition,
 )
 from tasks.playbook import Rule, load_rules
+from tasks.points_tasks import insert_points_expiring
 
 RANGE_ROW = [
     ("birth_date", "date"),
@@ -78,6 +79,9 @@ async def _run_zone(day: date, timezone: str) -> RunReport:
         if rule is not None and rule.enabled:
             await step(kind, make(rule, day, timezone))
     await step("campaign", insert_running_campaigns(rules.get("campaign"), day, timezone))
+    expiring = rules.get("points_expiring")
+    if expiring is not None and expiring.enabled:
+        await step("points_expiring", insert_points_expiring(expiring, day, timezone))
     await assign_unassigned(await store_ids_in_zone(timezone))
     report.count(report.superseded, await _superseded_on(day, timezone))
     return report

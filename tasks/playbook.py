@@ -24,6 +24,8 @@ KINDS: Final = (
     "campaign",
     "callback",
     "delivery",
+    "points_expiring",
+    "tier_up",
 )
 
 # kind -> (due offset, expiry offset, priority, script, params); offsets in days from
@@ -84,6 +86,24 @@ DEFAULT_RULES: Final[dict[str, tuple[int, int, int, str, dict[str, Any]]]] = {
         1,
         "您好,我是{store}的育儿顾问{advisor},来确认一下送货上门的时间和地址。",
         {"urgent": True},
+    ),
+    # Made by the daily run for a lot of points lapsing within the points policy's
+    # warning days: due at once, open until the lot's last day (offsets unused).
+    "points_expiring": (
+        0,
+        0,
+        2,
+        "您好,您有一部分会员积分将于{date}过期,过期前到店可以兑换奶粉或用品,"
+        "需要我帮您看看能换什么吗?",
+        {},
+    ),
+    "tier_up": (
+        0,
+        7,
+        2,
+        "恭喜您升级为{tier}会员!我是{store}的育儿顾问{advisor},"
+        "{tier}会员可以享受专属礼遇,下次来店我给您详细介绍。",
+        {},
     ),
 }
 

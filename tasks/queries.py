@@ -13,6 +13,7 @@ from core import clock
 from core.db import fetch, in_list, is_postgres, rows_by
 from core.money import share, yuan_text
 from members.babies import stage_for_age
+from members.policy import load_policy
 from members.queries import (
     ADVISORS,
     MEMBERS,
@@ -20,8 +21,9 @@ from members.queries import (
     STORES,
     babies_from_json,
     babies_json,
-    member_profile,
 )
+from members.tiers import effective_tier
+from members.views import expiring_soon, member_profile
 from tasks.generation import CATEGORY_NAMES
 from tasks.schemas import (
     Card,
@@ -40,7 +42,7 @@ _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 def render_script(template: str, context: dict[str, str]) -> str:
-    """Fill {store}, {advisor}, {months}, {stage}, {product}; a placeholder HQ typed
+    """Fill {store}, {advisor}, {months}, {stage}, {product}, {tier}, {date}; a placeholder HQ typed
     that nothing fills is left as written rather than failing the list."""
     return _PLACEHOLDER.sub(lambda m: context.get(m.group(1), m.group(0)), template)
 
@@ -54,6 +56,10 @@ def _context(row: dict[str, Any]) -> dict[str, str]:
         context["stage"] = str(stage_for_age(months))
     if row["kind"] == "replenish":
         context["product"] = CATEGORY_NAMES.get(topic, topic)
+    if row["kind"] == "tier_up":
+        context["tier"] = topic
+    if row["kind"] == "points_expiring":
+        context["date"] = topic
     return context
 
 
@@ -69,7 +75,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
     )
     rows = await fetch(
         "SELECT t.id, t.kind, t.topic, t.reason, t.script, t.due_on, t.expires_on, t.priority,"
-        " t.member, m.name, m.phone, m.points_balance, m.last_purchased_at,"
+        " t.member, m.name, m.phone, m.points_balance, m.last_purchased_at, m.tier, m.tier_year,"
         f" s.name AS store_name, a.name AS advisor_name, {babies_json('t.member')} AS babies,"
         f" ({done_today}) AS done_today"
         f" FROM task t JOIN {MEMBERS} m ON m.id = t.member JOIN {STORES} s ON s.id = t.store"
@@ -91,6 +97,8 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
             ]["n"]
         )
     cards: dict[int, Card] = {}
+    expiring = await expiring_soon(sorted({int(row["member"]) for row in rows}), day)
+    policy = await load_policy()
     for row in rows:
         task = CardTask(
             task_id=row["id"],
@@ -112,6 +120,9 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
                     babies=babies_from_json(row["babies"], day),
                     points_balance=row["points_balance"],
                     last_purchase_at=row["last_purchased_at"],
+                    tier=(tier := effective_tier(row["tier"], row["tier_year"], day)),
+                    tier_name=policy.name_of(tier),
+                    points_expiring=expiring.get(row["member"], []),
                 ),
                 tasks=[],
             )

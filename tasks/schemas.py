@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from members.schemas import BabyOut, MemberProfile
+from members.schemas import BabyOut, ExpiringPoints, MemberProfile
 
 
 class TodayCounts(Struct):
@@ -24,6 +24,10 @@ class CardMember(Struct):
     babies: list[BabyOut]
     points_balance: int
     last_purchase_at: datetime | None
+    tier: str | None
+    tier_name: str | None
+    # Lots lapsing within the points policy's warning days: worth a word on the call.
+    points_expiring: list[ExpiringPoints]
 
 
 class CardTask(Struct):

@@ -99,6 +99,7 @@ EXPECTED: dict[str, Who] = {
     "POST /pos/v1/purchases": TILL,
     "POST /pos/v1/purchases/batch": TILL,
     "POST /pos/v1/redemptions": TILL,
+    "POST /pos/v1/returns": TILL,
     # The advisor's own day
     "GET /advisor/v1/today": ADVISOR,
     "GET /advisor/v1/tasks": ADVISOR,
@@ -111,6 +112,7 @@ EXPECTED: dict[str, Who] = {
     # The owner's stores (their region and HQ may look too)
     "GET /owner/v1/stores/{store_code}/dashboard": WATCHERS,
     "PUT /owner/v1/stores/{store_code}/targets/{month}": OWNER_OR_HQ,
+    "GET /owner/v1/stores/{store_code}/settlement": WATCHERS,
     # League tables and contests: every signed-in person
     "GET /v1/leaderboards/advisors": SIGNED_IN,
     "GET /v1/leaderboards/stores": SIGNED_IN,
@@ -143,6 +145,12 @@ EXPECTED: dict[str, Who] = {
     "GET /hq/v1/bonus-statements": HQ,
     "GET /hq/v1/score-ledger": HQ,
     "PUT /hq/v1/targets/{month}": HQ,
+    # Head office: points as money
+    "GET /hq/v1/points-policy": HQ,
+    "PUT /hq/v1/points-policy": HQ,
+    "GET /hq/v1/points-promotions": HQ,
+    "POST /hq/v1/points-promotions": HQ,
+    "GET /hq/v1/settlements": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -161,6 +169,8 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
     "POST /pos/v1/members": (422, "the body names an advisor of store A: not the key's store"),
     "POST /pos/v1/purchases": (422, "the receipt names an advisor of store A"),
     "POST /pos/v1/redemptions": (OK, "by design: a member's points are chain-wide"),
+    "POST /pos/v1/returns": (422, "the receipt is store A's: no such receipt at the key's store"),
+    "GET /owner/v1/stores/{store_code}/settlement": (404, "another owner's store is not found"),
     "GET /advisor/v1/members/{member_id}": (404, "a member of another store is not found"),
     "POST /advisor/v1/tasks/{task_id}/outcome": (404, "another advisor's task is not found"),
     "POST /advisor/v1/tasks/{task_id}/snooze": (404, "another advisor's task is not found"),
@@ -192,6 +202,7 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
 # store outside its region is not found, another region is forbidden.
 OTHER_REGION: dict[str, tuple[Access | int, str]] = {
     "GET /owner/v1/stores/{store_code}/dashboard": (404, "a store of another region"),
+    "GET /owner/v1/stores/{store_code}/settlement": (404, "a store of another region"),
     "GET /v1/insights/playbook": (404, "a store of another region"),
     "GET /v1/insights/members": (404, "a store of another region"),
     "GET /v1/targets/{month}": (404, "a store of another region"),
@@ -232,6 +243,8 @@ class World:
     store_a: dict[str, Any]  # as HQ reads them, to be put back unchanged
     advisor_a: dict[str, Any]
     rates: dict[str, Any]
+    policy: dict[str, Any]  # the points policy in force, to be put back unchanged
+    receipt_id: str  # store A's receipt of five cans, brought back one at a time
 
 
 async def owner_login(client: httpx.AsyncClient, store_code: str) -> dict[str, str]:
@@ -279,6 +292,9 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
     store_a = (await client.get(f"/hq/v1/stores/{a.code}", headers=hq)).json()
     advisor_a = (await client.get(f"/hq/v1/advisors/{a.advisors[0]}", headers=hq)).json()
     rates = await client.get("/hq/v1/bonus-rates", params={"period": "2026-11"}, headers=hq)
+    policy = await client.get("/hq/v1/points-policy", headers=hq)
+    cans = receipt(lines=[(FORMULA_1, 5, "1790.00")], advisor_code=a.advisors[0])
+    assert (await client.post("/pos/v1/purchases", json=cans, headers=a.pos)).status_code == 201
     return World(
         a=a,
         b=b,
@@ -307,6 +323,8 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
         store_a={k: v for k, v in store_a.items() if k != "code"},
         advisor_a={k: v for k, v in advisor_a.items() if k != "code"},
         rates=rates.json(),
+        policy=policy.json(),
+        receipt_id=cans["receipt_id"],
     )
 
 
@@ -425,6 +443,31 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
         path={"store_code": w.a.code, "month": "2026-11"},
         body={"advisors": [{"code": w.a.advisors[0], "new_members": 2, "points": 1000}]},
     ),
+    "POST /pos/v1/returns": lambda w: Call(
+        body={
+            "return_id": unique_code("RT"),
+            "receipt_id": w.receipt_id,
+            "returned_at": "2026-11-20T11:30:00+08:00",
+            "lines": [{"sku": FORMULA_1, "quantity": 1, "amount": "1.00"}],
+        }
+    ),
+    "GET /owner/v1/stores/{store_code}/settlement": lambda w: Call(
+        path={"store_code": w.a.code}, query={"period": "2026-11"}
+    ),
+    "GET /hq/v1/points-policy": lambda w: Call(),
+    "PUT /hq/v1/points-policy": lambda w: Call(body=w.policy),  # what is in force, put back
+    "GET /hq/v1/points-promotions": lambda w: Call(),
+    "POST /hq/v1/points-promotions": lambda w: Call(
+        body={
+            "promotion_id": unique_code("P"),
+            "name": "矩阵双倍",
+            "starts_on": "2026-12-01",
+            "ends_on": "2026-12-02",
+            "multiplier": 2,
+            "store_codes": [w.a.code],
+        }
+    ),
+    "GET /hq/v1/settlements": lambda w: Call(query={"period": "2026-11"}),
 }
 
 

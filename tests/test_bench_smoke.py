@@ -75,6 +75,7 @@ def test_daily_runs(dataset: str) -> None:
         "--advisors", "5",
     )  # fmt: skip
     assert "first run" in out and "GET /advisor/v1/today" in out
+    assert "points expiry pass" in out
 
 
 def test_leaderboard_runs(dataset: str) -> None:
@@ -94,7 +95,7 @@ def test_insights_runs(dataset: str) -> None:
 
 def test_ingest_runs() -> None:
     out = bench("ingest.py", "--admin-url", ADMIN_URL, "--receipts", "600")
-    assert "of the ceiling" in out
+    assert "of the ceiling" in out and "with a 2x promotion" in out
 
 
 def test_push_runs() -> None:

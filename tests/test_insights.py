@@ -127,6 +127,8 @@ KINDS = (
     "campaign",
     "callback",
     "delivery",
+    "points_expiring",
+    "tier_up",
 )
 
 

@@ -158,7 +158,7 @@ class HqIncentivesController(Controller):
         "/bonus-statements",
         summary="A month's bonus statement: JSON, or CSV with Accept: text/csv",
         media_type=MediaType.JSON,
-        opt={"problems": (422,)},
+        opt={"problems": (422,), "csv": True},
     )
     async def bonus_statements(
         self, request: Request[Principal, Any, Any], period: MonthQuery

@@ -12,8 +12,8 @@ from litestar.params import JSONBody, PathParameter
 
 from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
 from advisor_api.settings import Settings
-from members import points, purchases, queries, registration
-from members.points import PointsRule
+from members import points, purchases, registration, returns, views
+from members.policy import PointsRule
 from members.schemas import (
     MemberRegistered,
     MemberRegistration,
@@ -24,6 +24,8 @@ from members.schemas import (
     PurchaseOut,
     RedemptionIn,
     RedemptionOut,
+    ReturnIn,
+    ReturnOut,
 )
 from members.stores import StoreRef
 
@@ -81,7 +83,7 @@ class PosController(Controller):
     async def member(
         self, store: NamedDependency[StoreRef], phone: Annotated[str, PathParameter(max_length=32)]
     ) -> PosMemberOut:
-        return await queries.member_for_till(phone)
+        return await views.member_for_till(phone)
 
     @post(
         "/purchases",
@@ -131,4 +133,16 @@ class PosController(Controller):
         self, store: NamedDependency[StoreRef], data: JSONBody[RedemptionIn]
     ) -> Response[RedemptionOut]:
         created, answer = await points.redeem_points(store, data)
+        return Response(answer, status_code=_status(created))
+
+    @post(
+        "/returns",
+        status_code=201,
+        summary="Goods brought back: the receipt's points and score taken back",
+        opt={"replay": ReturnOut, "problems": (409, 422)},
+    )
+    async def return_goods(
+        self, store: NamedDependency[StoreRef], data: JSONBody[ReturnIn]
+    ) -> Response[ReturnOut]:
+        created, answer = await returns.record_return(store, data)
         return Response(answer, status_code=_status(created))

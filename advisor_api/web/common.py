@@ -30,6 +30,8 @@ KINDS_ZH = {
     "campaign": "季节关怀",
     "callback": "约定回访",
     "delivery": "送货",
+    "points_expiring": "积分将过期",
+    "tier_up": "会员升级",
 }
 RESULTS_ZH = {
     "reached": "已联系",

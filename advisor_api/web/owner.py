@@ -25,6 +25,7 @@ from incentives.targets import target_table
 from members import queries as members
 from members.accounts import Principal
 from members.scopes import scope_for
+from members.settlement import store_settlement
 from tasks.dashboard import store_dashboard
 
 TREND_DAYS = 30
@@ -134,6 +135,7 @@ class OwnerPages(Controller):
                 "rank_regional": await _rank(who, f"region:{store['region']}", chosen, code),
                 "trend": await trend(store["id"], store["timezone"]),
                 "targets": await month_targets(who, code, month_of(chosen.first).name),
+                "settlement": await store_settlement(store["id"], month_of(chosen.first).name),
                 "pk": await boards.store_head_to_heads(
                     store["id"], clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
                 ),
