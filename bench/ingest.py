@@ -228,7 +228,45 @@ async def served_tasks(url: str, receipts: list[Receipt], batch: int) -> dict[in
     return by_batch
 
 
-async def load_with_executemany(
+def _periods(day: Any) -> tuple[str, str, str]:
+    """The day, ISO week and month keys the league totals are kept under."""
+    year, week, _ = day.isocalendar()
+    return day.isoformat(), f"{year}-W{week:02d}", day.strftime("%Y-%m")
+
+
+async def _insert(conn: asyncpg.Connection, sql: str, types: list[str], rows: list[Any]) -> None:
+    """One statement for a batch's rows of a table: a typed array a column, unnested."""
+    if not rows:
+        return
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    arrays = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(types))
+    await conn.execute(sql.replace("$ROWS", f"SELECT * FROM unnest({arrays})"), *columns)
+
+
+async def _add_totals(
+    conn: asyncpg.Connection, table: str, subject: str, facts: list[tuple[int, int, Any, int]]
+) -> None:
+    """facts: (subject id, kind column, day, amount); the default weights (1.00 a new
+    member, 0.10 a point) in hundredths, as the migrations set them."""
+    weights = (100, 10, 0, 0)
+    totals: dict[tuple[str, int], list[int]] = {}
+    for who, column, day, amount in facts:
+        for period in _periods(day):
+            row = totals.setdefault((period, who), [0, 0, 0, 0, 0])
+            row[column] += amount
+            row[4] += amount * weights[column]
+    await _insert(
+        conn,
+        f"INSERT INTO {table} (period, {subject}, new_members, points, tasks_done,"
+        f" tasks_converted, score) $ROWS ON CONFLICT (period, {subject}) DO UPDATE SET"
+        f" new_members = {table}.new_members + excluded.new_members,"
+        f" points = {table}.points + excluded.points, score = {table}.score + excluded.score",
+        ["text", "int", "int", "bigint", "int", "int", "bigint"],
+        [(p, who, *row) for (p, who), row in sorted(totals.items())],
+    )
+
+
+async def load_with_plain_asyncpg(
     url: str,
     store_id: int,
     advisors: list[tuple[int, str]],
@@ -236,7 +274,11 @@ async def load_with_executemany(
     batch: int,
     tasks: dict[int, list[Any]],
 ) -> float:
-    """The same rows with plain asyncpg: one transaction per batch, executemany per table."""
+    """The same rows with plain asyncpg, one transaction per batch and one set-based
+    statement per table (row-at-a-time executemany would fire the summaries'
+    statement triggers once a row): new members, purchases, lines, the points ledger,
+    balances, the month's lots, the follow-up tasks, the score facts and the league
+    totals by day, week and month, for the advisor and the store."""
     conn = await asyncpg.connect(url)
     try:
         products = {
@@ -249,94 +291,208 @@ async def load_with_executemany(
         for start in range(0, len(receipts), batch):
             chunk = receipts[start : start + batch]
             async with conn.transaction():
-                new = sorted({r.phone for r in chunk} - members.keys())
-                now = datetime.now(UTC)
-                await conn.executemany(
-                    "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by, joined_at,"
-                    " joined_on, do_not_contact, points_balance, created_at)"
-                    " VALUES ($1, '', $2, $3, $3, $4, $5, false, 0, $6) ON CONFLICT (phone) DO NOTHING",
-                    [
-                        (p, store_id, advisor_ids[chunk[0].advisor], now, now.date(), now)
-                        for p in new
-                    ],
-                )
-                for row in await conn.fetch(
-                    "SELECT id, phone FROM member WHERE phone = ANY($1::text[])", new
-                ):
-                    members[row["phone"]] = row["id"]
-                ids = [
-                    r["id"]
-                    for r in await conn.fetch(
-                        "SELECT nextval('purchase_id_seq') AS id FROM generate_series(1, $1)",
-                        len(chunk),
-                    )
-                ]
-                purchases, lines, ledger, deltas = [], [], [], {}
-                for pid, r in zip(ids, chunk, strict=True):
-                    eligible = sum(f for s, _, f in r.lines if products[s][1])
-                    points = eligible // 100
-                    mid = members[r.phone]
-                    deltas[mid] = deltas.get(mid, 0) + points
-                    digest = hashlib.sha256(r.receipt_id.encode()).hexdigest()
-                    purchases.append(
-                        (
-                            pid,
-                            store_id,
-                            r.receipt_id,
-                            mid,
-                            advisor_ids[r.advisor],
-                            r.purchased_at,
-                            r.purchased_at.date(),
-                            sum(f for _, _, f in r.lines),
-                            eligible,
-                            points,
-                            points,
-                            digest,
-                            now,
-                        )
-                    )
-                    lines += [
-                        (pid, i + 1, products[s][0], q, f) for i, (s, q, f) in enumerate(r.lines)
-                    ]
-                    if points:
-                        ledger.append(
-                            (mid, store_id, points, pid, r.purchased_at, r.purchased_at.date(), now)
-                        )
-                await conn.executemany(
-                    "INSERT INTO purchase (id, store, receipt_id, member, advisor, purchased_at, purchased_on,"
-                    " total_fen, eligible_fen, points_earned, points_balance_after, request_hash, created_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    purchases,
-                )
-                await conn.executemany(
-                    "INSERT INTO purchase_line (purchase, line_no, product, quantity, amount_fen)"
-                    " VALUES ($1, $2, $3, $4, $5)",
-                    lines,
-                )
-                await conn.executemany(
-                    "INSERT INTO points_ledger (member, store, kind, points, purchase, occurred_at, occurred_on,"
-                    " created_at) VALUES ($1, $2, 'earn', $3, $4, $5, $6, $7)",
-                    ledger,
-                )
-                await conn.executemany(
-                    "UPDATE member SET points_balance = points_balance + $2 WHERE id = $1",
-                    sorted(deltas.items()),
-                )
-                await conn.executemany(
-                    "INSERT INTO points_lot (member, month, expires_on, earned, used, expired)"
-                    " VALUES ($1, '2026-11', '2028-11-30', $2, 0, 0)"
-                    " ON CONFLICT (member, month, expires_on)"
-                    " DO UPDATE SET earned = points_lot.earned + excluded.earned",
-                    sorted(deltas.items()),
-                )
-                placeholders = ", ".join(f"${i}" for i in range(1, 18))
-                await conn.executemany(
-                    f"INSERT INTO task (member, {TASK_COLUMNS}) VALUES ({placeholders})",
+                await ceiling_batch(conn, store_id, products, advisor_ids, members, chunk)
+                await _insert(
+                    conn,
+                    f"INSERT INTO task (member, {TASK_COLUMNS}) $ROWS",
+                    TASK_TYPES,
                     [(members[t[0]], *t[2:]) for t in tasks.get(start // batch, [])],
                 )
         return time.perf_counter() - started
     finally:
         await conn.close()
+
+
+TASK_TYPES = [
+    "bigint", "text", "int", "int", "text", "text", "text", "date", "date", "date", "int",
+    "text", "text", "text", "text", "timestamptz", "timestamptz",
+]  # fmt: skip
+
+
+async def ceiling_batch(
+    conn: asyncpg.Connection,
+    store_id: int,
+    products: dict[str, tuple[int, bool]],
+    advisor_ids: dict[str, int],
+    members: dict[str, int],
+    chunk: list[Receipt],
+) -> None:
+    """One batch's rows but the tasks (the caller's), by hand."""
+    now = datetime.now(UTC)
+    first: dict[str, Receipt] = {}
+    for r in chunk:
+        first.setdefault(r.phone, r)
+    new = sorted(first.keys() - members.keys())
+    joined = await conn.fetch(
+        "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by, joined_at,"
+        " joined_on, do_not_contact, points_balance, created_at)"
+        " SELECT p, '', $2, a, a, at, at::date, false, 0, $3"
+        " FROM unnest($1::text[], $4::int[], $5::timestamptz[]) AS r(p, a, at)"
+        " ON CONFLICT (phone) DO NOTHING RETURNING id, phone",
+        new,
+        store_id,
+        now,
+        [advisor_ids[first[p].advisor] for p in new],
+        [first[p].purchased_at for p in new],
+    )
+    for row in joined:
+        members[row["phone"]] = row["id"]
+    ids = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT nextval('purchase_id_seq') AS id FROM generate_series(1, $1)", len(chunk)
+        )
+    ]
+    purchases, lines, ledger, deltas, facts = [], [], [], {}, []
+    for row in joined:
+        r = first[row["phone"]]
+        facts.append((advisor_ids[r.advisor], 0, r.purchased_at.date(), 1, row["id"], None))
+    for pid, r in zip(ids, chunk, strict=True):
+        eligible = sum(f for s, _, f in r.lines if products[s][1])
+        points = eligible // 100
+        mid = members[r.phone]
+        deltas[mid] = deltas.get(mid, 0) + points
+        digest = hashlib.sha256(r.receipt_id.encode()).hexdigest()
+        on = r.purchased_at.date()
+        total = sum(f for _, _, f in r.lines)
+        purchases.append(
+            (
+                pid,
+                r.receipt_id,
+                mid,
+                advisor_ids[r.advisor],
+                r.purchased_at,
+                on,
+                total,
+                eligible,
+                points,
+                points,
+                digest,
+            )
+        )
+        lines += [(pid, i + 1, products[s][0], q, f) for i, (s, q, f) in enumerate(r.lines)]
+        if points:
+            ledger.append((mid, points, pid, r.purchased_at, on))
+            facts.append((advisor_ids[r.advisor], 1, on, points, mid, pid))
+    await _insert(
+        conn,
+        "INSERT INTO purchase (id, receipt_id, member, advisor, purchased_at, purchased_on,"
+        " total_fen, eligible_fen, points_earned, points_balance_after, request_hash, store,"
+        f" created_at) SELECT *, {store_id}, now() FROM ($ROWS) AS r",
+        [
+            "bigint",
+            "text",
+            "bigint",
+            "int",
+            "timestamptz",
+            "date",
+            "bigint",
+            "bigint",
+            "int",
+            "int",
+            "text",
+        ],
+        purchases,
+    )
+    await _insert(
+        conn,
+        "INSERT INTO purchase_line (purchase, line_no, product, quantity, amount_fen) $ROWS",
+        ["bigint", "int", "int", "int", "bigint"],
+        lines,
+    )
+    await _insert(
+        conn,
+        "INSERT INTO points_ledger (member, points, purchase, occurred_at, occurred_on, store,"
+        f" kind, booked_month, created_at) SELECT *, {store_id}, 'earn', '2026-11', now()"
+        " FROM ($ROWS) AS r",
+        ["bigint", "int", "bigint", "timestamptz", "date"],
+        ledger,
+    )
+    await _insert(
+        conn,
+        "UPDATE member SET points_balance = points_balance + d.delta FROM ($ROWS) AS d(id, delta)"
+        " WHERE member.id = d.id",
+        ["bigint", "int"],
+        sorted(deltas.items()),
+    )
+    await _insert(
+        conn,
+        "INSERT INTO points_lot (member, earned, month, expires_on, used, expired)"
+        " SELECT *, '2026-11', '2028-11-30'::date, 0, 0 FROM ($ROWS) AS r"
+        " ON CONFLICT (member, month, expires_on)"
+        " DO UPDATE SET earned = points_lot.earned + excluded.earned",
+        ["bigint", "int"],
+        sorted(deltas.items()),
+    )
+    kinds = ("new_member", "points")
+    await _insert(
+        conn,
+        "INSERT INTO score_fact (advisor, store, kind, amount, counts_on, counts_week,"
+        " counts_month, booked_month, source_key, member, purchase, recorded_at)"
+        f" SELECT a, {store_id}, k, n, d, w, m, m, key, mem, pur, now()"
+        " FROM ($ROWS) AS r(a, k, n, d, w, m, key, mem, pur)",
+        ["int", "text", "int", "date", "text", "text", "text", "bigint", "bigint"],
+        [
+            (a, kinds[c], n, d, *_periods(d)[1:], f"{kinds[c]}:{pur or mem}", mem, pur)
+            for a, c, d, n, mem, pur in facts
+        ],
+    )
+    await _add_totals(conn, "advisor_score", "advisor", [f[:4] for f in facts])
+    await _add_totals(conn, "store_score", "store", [(store_id, *f[1:4]) for f in facts])
+
+
+PROFILE_BATCH = 500
+
+
+def profile_one_batch(url: str, receipts: list[Receipt]) -> None:
+    """One more batch through the service in a process of its own (its database and
+    clock set before the app is imported), each statement timed: where a batch's
+    time goes, printed for the next person who wants it faster."""
+    body = msgspec.json.encode({"purchases": [r.json() for r in receipts]})
+    env = {**os.environ, "DATABASE_URL": url, "TIANTIAN_NOW": BENCH_NOW.isoformat()}
+    done = subprocess.run(
+        [sys.executable, __file__, "--profile-into", url],
+        input=body,
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"the profiled batch failed:\n{done.stderr.decode()}")
+    print(done.stdout.decode(), end="")
+
+
+async def _profiled_batch(body: bytes) -> None:
+    sys.path.insert(0, str(REPO))
+    from advisor_api.settings import Settings
+    from advisor_api.wiring import wire_domains
+    from core.db import connection_pool, statement_times
+    from members.policy import PointsRule
+    from members.purchases import ingest_purchases
+    from members.schemas import PurchaseBatchIn
+    from members.stores import store_by_code
+
+    wire_domains()
+    raws = msgspec.json.decode(body, type=PurchaseBatchIn).purchases
+    rule = PointsRule(points_per_yuan=Settings.from_env().points_per_yuan)
+    async with connection_pool():
+        store = await store_by_code("SBENCH")
+        started = time.perf_counter()
+        async with statement_times() as timed:
+            results = await ingest_purchases(store, raws, rule)
+        total = time.perf_counter() - started
+    if {r.status for r in results} != {"created"}:
+        raise SystemExit(f"the profiled batch was not all created: {results[:3]}")
+    in_sql = sum(t for _, t in timed)
+    print(
+        f"one batch of {len(raws)} receipts, statement by statement: {total * 1000:.0f} ms,"
+        f" {len(timed)} statements, {in_sql * 1000:.0f} ms waiting on the database,"
+        f" {(total - in_sql) * 1000:.0f} ms in Python (validation, building rows, decoding)"
+    )
+    for sql, seconds in sorted(timed, key=lambda x: -x[1]):
+        head = " ".join(sql.split())[:88]
+        print(f"  {seconds * 1000:7.1f} ms {seconds / total:5.0%}  {head}")
 
 
 async def check_ledger(url: str, expected_purchases: int) -> None:
@@ -438,10 +594,12 @@ async def main() -> None:
         await create_db(args.admin_url, ceiling)
         run_cli(db_url(args.admin_url, ceiling), "migrate")
         await seed_store(db_url(args.admin_url, ceiling))
-        ceiling_s = await load_with_executemany(
+        ceiling_s = await load_with_plain_asyncpg(
             db_url(args.admin_url, ceiling), store_id, advisors, receipts_http, args.batch, tasks
         )
         await check_ledger(db_url(args.admin_url, ceiling), args.receipts)
+        extra = make_receipts(args.receipts + PROFILE_BATCH, [f"ABENCH{i}" for i in range(4)])
+        profile_one_batch(db_url(args.admin_url, served), extra[args.receipts :])
     finally:
         if not args.keep:
             for name in (served, promoted, ceiling):
@@ -483,4 +641,7 @@ def report(
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:2] == ["--profile-into"]:
+        asyncio.run(_profiled_batch(sys.stdin.buffer.read()))
+    else:
+        asyncio.run(main())

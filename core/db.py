@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager, suppress
 from contextvars import ContextVar
@@ -179,11 +180,32 @@ async def in_write_transaction(work: Callable[[], Awaitable[T]]) -> T:
     raise AssertionError("unreachable")
 
 
+# Where the time of a unit of work goes, statement by statement: the benches set a
+# list here and read (statement, seconds) pairs back; None (always, in the service)
+# costs one lookup per statement.
+_profile: ContextVar[list[tuple[str, float]] | None] = ContextVar("tiantian_profile", default=None)
+
+
+@asynccontextmanager
+async def statement_times() -> AsyncIterator[list[tuple[str, float]]]:
+    """Collect each ``fetch``'s SQL and wall time inside the block (for the benches)."""
+    found: list[tuple[str, float]] = []
+    token = _profile.set(found)
+    try:
+        yield found
+    finally:
+        _profile.reset(token)
+
+
 async def fetch(sql: str, *args: Any) -> list[Row]:
     """Raw SQL with ``{}`` placeholders, inside the current transaction if any."""
     db = engine()
+    timed = _profile.get()
+    started = time.perf_counter() if timed is not None else 0.0
     response = await db.run_querystring(QueryString(sql, *args))
     rows: list[Row] = db.transform_response_to_dicts(response) if response else []
+    if timed is not None:
+        timed.append((sql, time.perf_counter() - started))
     return rows
 
 

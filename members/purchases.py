@@ -134,12 +134,13 @@ async def _record(
     batch = _Batch(store, new, {r.receipt_id: rule.points_for(r.eligible_fen) for r in new})
     joined = await _join_new_members(batch)
     await _promotions(batch, rule)
+    repeats, late = _repeat_flags(batch)
     balance_after = _balances_after(batch, await _update_members(batch))
-    for row in await _claim_receipts(batch, balance_after):
+    for row in await _claim_receipts(batch, balance_after, repeats):
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
     members = sorted({batch.member_id(r) for r in new})
-    await mark_repeats(members)
+    await mark_repeats(late)
     policy = await load_policy()
     await book_earnings(
         store, [_earning(batch, r) for r in new if batch.points[r.receipt_id]], policy
@@ -241,7 +242,8 @@ async def _lock_members(phones: set[str]) -> dict[str, dict[str, Any]]:
     # same members queue instead of deadlocking on the balance update.
     lock = " ORDER BY id FOR UPDATE" if is_postgres() else ""
     rows = await fetch(
-        "SELECT id, phone, owning_advisor, points_balance, tier, tier_year FROM member"
+        "SELECT id, phone, owning_advisor, points_balance, tier, tier_year, last_purchased_at,"
+        " last_purchase_on FROM member"
         f" WHERE phone {cond}{lock}",
         *args,
     )
@@ -305,6 +307,35 @@ async def _update_members(batch: _Batch) -> dict[int, int]:
     return {row["id"]: row["points_balance"] for row in rows}
 
 
+def _repeat_flags(batch: _Batch) -> tuple[dict[str, bool], list[int]]:
+    """RN3's flag of each receipt newer than its member's latest purchase, worked out
+    here from that purchase's day (kept on the member) and the batch itself, so the
+    receipts go in flagged; and the members with a receipt sent late, whose
+    purchases ``mark_repeats`` reads again in order."""
+    by_member: dict[int, list[Receipt]] = defaultdict(list)
+    for r in batch.receipts:
+        by_member[batch.member_id(r)].append(r)
+    flags: dict[str, bool] = {}
+    late: list[int] = []
+    for member in batch.members.values():
+        mid = int(member["id"])
+        mine = sorted(by_member.get(mid, []), key=lambda r: r.purchased_at)
+        if not mine:
+            continue
+        last_at = member["last_purchased_at"]
+        last_on = member["last_purchase_on"]
+        if last_at is not None and clock.as_datetime(last_at) >= mine[0].purchased_at:
+            late.append(mid)
+            continue
+        before = None if last_on is None else clock.as_date(last_on)
+        for r in mine:
+            flags[r.receipt_id] = (
+                before is not None and (r.purchased_on - before).days <= REPEAT_WINDOW_DAYS
+            )
+            before = r.purchased_on
+    return flags, sorted(late)
+
+
 def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[str, int]:
     """Walk each member's receipts backwards from the final balance to get the balance
     right after each one: the answer a replay of that receipt gets."""
@@ -317,7 +348,9 @@ def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[str, int]:
     return balance_after
 
 
-async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[dict[str, Any]]:
+async def _claim_receipts(
+    batch: _Batch, balance_after: dict[str, int], repeats: dict[str, bool]
+) -> list[dict[str, Any]]:
     """Claim the receipt ids. A concurrent writer that claimed one first means this
     whole event is replayed, and the replay check then answers it as a duplicate."""
     source, args = rows_source(
@@ -333,6 +366,7 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
             ("bonus_points", "int"),
             ("balance_after", "int"),
             ("request_hash", "text"),
+            ("repeat", "boolean"),
         ],
         [
             (
@@ -347,6 +381,7 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
                 batch.promotion_extra(r)[0],
                 balance_after[r.receipt_id],
                 r.hash,
+                repeats.get(r.receipt_id, False),
             )
             for r in sorted(batch.receipts, key=lambda r: r.receipt_id)
         ],
@@ -354,10 +389,10 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
     claimed = await fetch(
         "INSERT INTO purchase (store, receipt_id, member, advisor, purchased_at, purchased_on,"
         " total_fen, eligible_fen, points_earned, bonus_points, points_balance_after,"
-        " request_hash, created_at)"
+        " request_hash, repeat, created_at)"
         f" SELECT {param('int')}, receipt_id, member, advisor, purchased_at, purchased_on,"
         " total_fen, eligible_fen, points_earned, bonus_points, balance_after, request_hash,"
-        f" {param('timestamptz')} FROM ({source}) AS src"
+        f" repeat, {param('timestamptz')} FROM ({source}) AS src"
         " WHERE true ON CONFLICT (store, receipt_id) DO NOTHING"
         " RETURNING id, receipt_id, points_earned, points_balance_after",
         batch.store.id,
