@@ -168,31 +168,17 @@ async def rank_all(
 ) -> tuple[list[Ranked], dict[int, Ranked]]:
     """The top ``limit`` of everyone in scope (active advisors, or every store, plus
     whoever scored), summing the totals of ``periods``; and the lines of ``also``."""
+    fast = await _rank_scorers(subject, scope, periods, weights, limit, also, per_advisor)
+    if fast is not None:
+        return fast
     join, where, scope_args = _scope_sql(subject, scope, "s")
     period_cond, period_args = in_list(periods, "text")
     universe, universe_args = _universe_sql(subject, scope)
-    value = " + ".join(f"COALESCE(t.{column}, 0) * {{}}" for column in _COLUMNS)
-    staff, staff_column, score = "", "", f"({value})"
-    if per_advisor:
-        # Score per active advisor, in hundredths rounded half-up (integer arithmetic,
-        # so both engines tie exactly where the table shows a tie).
-        most = "GREATEST" if is_postgres() else "MAX"
-        n = f"{most}(COALESCE(c.n, 0), 1)"
-        staff = (
-            f" LEFT JOIN (SELECT store, COUNT(*) AS n FROM {members.ADVISORS} ad WHERE ad.active"
-            " GROUP BY store)"
-            " c ON c.store = u.id"
-        )
-        staff_column = ", COALESCE(c.n, 0) AS active_advisors"
-        score = f"(({value}) * 2 + {n}) / (2 * {n})"
+    staff, staff_column, score = _valuation(per_advisor, "u.id")
     counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
-    # Whole numbers on both engines: PostgreSQL sums a bigint into a numeric, and the
-    # per-advisor division must stay integer division to tie where the table shows a tie.
-    sums = ", ".join(f"CAST(SUM(s.{column}) AS BIGINT) AS {column}" for column in _COLUMNS)
     also_cond, also_args = in_list(also or [0], "int")
     rows = await fetch(
-        f"WITH totals AS (SELECT s.{subject.key} AS id, {sums} FROM {subject.table} s{join}"
-        f" WHERE s.period {period_cond}{where} GROUP BY s.{subject.key}),"
+        f"WITH totals AS ({_totals_sql(subject, join, period_cond, where)}),"
         f" universe AS ({universe}),"
         f" valued AS (SELECT u.id, {counts}, {score} AS score{staff_column}"
         f" FROM universe u LEFT JOIN totals t ON t.id = u.id{staff}),"
@@ -209,6 +195,103 @@ async def rank_all(
     wanted = set(also)
     top = [_ranked(row) for row in rows if int(row["pos"]) <= limit]
     return top, {int(row["id"]): _ranked(row) for row in rows if int(row["id"]) in wanted}
+
+
+def _totals_sql(subject: Subject, join: str, period_cond: str, where: str) -> str:
+    # Whole numbers on both engines: PostgreSQL sums a bigint into a numeric, and the
+    # per-advisor division must stay integer division to tie where the table shows a tie.
+    sums = ", ".join(f"CAST(SUM(s.{column}) AS BIGINT) AS {column}" for column in _COLUMNS)
+    return (
+        f"SELECT s.{subject.key} AS id, {sums} FROM {subject.table} s{join}"
+        f" WHERE s.period {period_cond}{where} GROUP BY s.{subject.key}"
+    )
+
+
+def _valuation(per_advisor: bool, store_id: str) -> tuple[str, str, str]:
+    """(staff join, its column, the score expression) over the totals ``t`` (weights
+    as parameters, in ``KINDS`` order) of the subject whose id is ``store_id``."""
+    value = " + ".join(f"COALESCE(t.{column}, 0) * {{}}" for column in _COLUMNS)
+    if not per_advisor:
+        return "", "", f"({value})"
+    # Score per active advisor, in hundredths rounded half-up (integer arithmetic, so
+    # both engines tie exactly where the table shows a tie).
+    most = "GREATEST" if is_postgres() else "MAX"
+    n = f"{most}(COALESCE(c.n, 0), 1)"
+    staff = (
+        f" LEFT JOIN (SELECT store, COUNT(*) AS n FROM {members.ADVISORS} ad WHERE ad.active"
+        f" GROUP BY store) c ON c.store = {store_id}"
+    )
+    return staff, ", COALESCE(c.n, 0) AS active_advisors", f"(({value}) * 2 + {n}) / (2 * {n})"
+
+
+# Up to this many lines asked for are ranked by counting who scored more, each a pass
+# over the scope's lines; more (last period's ranks of a whole top) by one sort.
+_COUNTED = 4
+
+
+async def _rank_scorers(
+    subject: Subject,
+    scope: Scope,
+    periods: list[str],
+    weights: Weights,
+    limit: int,
+    also: list[int],
+    per_advisor: bool,
+) -> tuple[list[Ranked], dict[int, Ranked]] | None:
+    """``rank_all`` from the scope's score lines alone, when that is exact: the top
+    ``limit`` lines all scored above zero (so nobody without a line is among them),
+    read by a top-N sort instead of ranking everyone; the lines of ``also`` ranked
+    as one more than the lines that scored more. None when the full ranking is needed
+    (fewer scorers than places, or a line asked for scored below zero)."""
+    join, where, scope_args = _scope_sql(subject, scope, "s")
+    period_cond, period_args = in_list(periods, "text")
+    universe, universe_args = _universe_sql(subject, scope)
+    staff, staff_column, score = _valuation(per_advisor, "t.id")
+    asked_staff, _, asked_score = _valuation(per_advisor, "u.id")
+    columns = ", ".join(f"t.{column}" for column in _COLUMNS)
+    counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
+    also_cond, also_args = in_list(also or [0], "int")
+    weight_args = [weights.of(kind) for kind in KINDS]
+    if len(also) <= _COUNTED:
+        rank_of_asked = "1 + (SELECT COUNT(*) FROM valued w WHERE w.score > a.score)"
+        ranked = ""
+    else:
+        rank_of_asked = "COALESCE(r.rank, 1 + (SELECT COUNT(*) FROM valued w WHERE w.score > 0))"
+        ranked = (
+            " LEFT JOIN (SELECT id, rank() OVER (ORDER BY score DESC) AS rank FROM valued)"
+            " r ON r.id = a.id"
+        )
+    nothing = ", NULL AS active_advisors" if not per_advisor else ""
+    rows = await fetch(
+        f"WITH totals AS ({_totals_sql(subject, join, period_cond, where)}),"
+        f" valued AS (SELECT t.id, {columns}, {score} AS score{staff_column}{nothing}"
+        f" FROM totals t{staff}),"
+        f" top AS (SELECT * FROM valued ORDER BY score DESC, id LIMIT {{}}),"
+        f" asked AS (SELECT u.id, {counts}, {asked_score} AS score"
+        f"{staff_column or ', NULL AS active_advisors'}"
+        f" FROM ({universe}) u LEFT JOIN totals t ON t.id = u.id{asked_staff}"
+        f" WHERE u.id {also_cond})"
+        " SELECT 0 AS part, v.*, 0 AS rank FROM top v"
+        f" UNION ALL SELECT 1 AS part, a.*, {rank_of_asked} AS rank FROM asked a{ranked}",
+        *period_args,
+        *scope_args,
+        *weight_args,
+        limit,
+        *weight_args,  # the asked lines' score comes before their universe
+        *universe_args,
+        *also_args,
+    )
+    top_rows = [row for row in rows if int(row["part"]) == 0]
+    if len(top_rows) < limit or (top_rows and int(top_rows[-1]["score"]) <= 0):
+        return None
+    asked = [row for row in rows if int(row["part"]) == 1]
+    if any(int(row["score"]) < 0 for row in asked):
+        return None
+    top: list[Ranked] = []
+    for position, row in enumerate(top_rows):
+        tied = top and int(row["score"]) == top[-1].score
+        top.append(_ranked({**row, "rank": top[-1].rank if tied else position + 1}))
+    return top, {int(row["id"]): _ranked(row) for row in asked}
 
 
 def _universe_sql(subject: Subject, scope: Scope) -> tuple[str, list[Any]]:

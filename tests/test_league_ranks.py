@@ -1,0 +1,120 @@
+"""The league tables' quick paths give exactly the ranks of a plain window-function
+query over everyone in scope: the top N read by a top-N sort, the caller's line
+counted, last period's ranks of a whole top, per active advisor and with a
+contest's own weights; ties (1, 2, 2, 4), advisors with no line, a store with no
+staff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from core.db import fetch
+from core.periods import parse_period
+from incentives.queries import ADVISORS, STORES, league_table, rank_all
+from incentives.rules import Weights
+from members.scopes import Scope
+from tests.conftest import make_shop
+from tests.test_incentives import W47, buy, region
+
+WEEK = "2026-W47"
+
+
+async def plain_ranks(
+    subject: str, area: str, weights: Weights, per_advisor: bool
+) -> dict[int, tuple[int, int]]:
+    """id -> (rank, score) by one window over everyone in the region, the way the
+    contract words it (no line counts nought; per advisor, half-up by integers)."""
+    w = [weights.of(k) for k in ("new_member", "points", "task_done", "task_converted")]
+    value = (
+        "COALESCE(t.new_members, 0) * {} + COALESCE(t.points, 0) * {}"
+        " + COALESCE(t.tasks_done, 0) * {} + COALESCE(t.tasks_converted, 0) * {}"
+    )
+    if subject == "advisor":
+        rows = await fetch(
+            f"SELECT u.id, {value} AS score FROM advisor u JOIN store s ON s.id = u.store"
+            " LEFT JOIN advisor_score t ON t.advisor = u.id AND t.period = {}"
+            " WHERE s.region = {} AND (u.active OR t.id IS NOT NULL)",
+            *w,
+            WEEK,
+            area,
+        )
+    else:
+        n = "(CASE WHEN COALESCE(c.n, 0) > 1 THEN c.n ELSE 1 END)"
+        score = f"(({value}) * 2 + {n}) / (2 * {n})" if per_advisor else value
+        rows = await fetch(
+            f"SELECT u.id, {score} AS score FROM store u"
+            " LEFT JOIN store_score t ON t.store = u.id AND t.period = {}"
+            " LEFT JOIN (SELECT store, COUNT(*) AS n FROM advisor WHERE active GROUP BY store)"
+            " c ON c.store = u.id WHERE u.region = {}",
+            *w,
+            WEEK,
+            area,
+        )
+    scores = {int(r["id"]): int(r["score"]) for r in rows}
+    return {i: (1 + sum(1 for v in scores.values() if v > s), s) for i, s in scores.items()}
+
+
+def as_pairs(lines: list[Any]) -> list[tuple[int, int, int]]:
+    return [(line.id, line.rank, line.score) for line in lines]
+
+
+async def test_quick_paths_rank_as_one_window_does(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    area = region()
+    shops = [await make_shop(area) for _ in range(4)]
+    quiet = await make_shop(area)  # no sales: its advisors and itself score nought
+    # Points by advisor, with ties at the top, in the middle and at the bottom.
+    sales = [300, 200, 200, 100, 100, 50, 400, 200]
+    for i, yuan in enumerate(sales):
+        shop = shops[i // 2]
+        await buy(client, shop, shop.advisors[i % 2], yuan, W47)
+    scope = Scope(f"region:{area}", "region", region=area)
+    advisors = [int(r["id"]) for r in await fetch("SELECT id FROM advisor ORDER BY id")]
+    stores = [int(r["id"]) for r in await fetch("SELECT id FROM store ORDER BY id")]
+    contest = Weights(new_member=500, points=3, task_done=0, task_converted=0)
+    default = Weights(new_member=100, points=10, task_done=0, task_converted=0)
+    cases = [
+        (ADVISORS, "advisor", contest, False, advisors),
+        (STORES, "store", default, True, stores),
+        (STORES, "store", contest, False, stores),
+    ]
+    for subject, name, weights, per_advisor, ids in cases:
+        expected = await plain_ranks(name, area, weights, per_advisor)
+        ordered = sorted(expected, key=lambda i: (-expected[i][1], i))
+        everyone = [i for i in ids if i in expected]
+        asked_sets = [[], everyone[-1:], everyone[:3], everyone]
+        asked_sets.append([*everyone[:2], max(ids) + 1000])  # not in scope: absent
+        for limit in range(len(ordered) + 2):
+            for asked in asked_sets:
+                top, own = await rank_all(
+                    subject, scope, [WEEK], weights, limit, asked, per_advisor
+                )
+                want = [(i, *expected[i]) for i in ordered[:limit]]
+                assert as_pairs(top) == want, (name, limit, asked)
+                assert {i: (r.rank, r.score) for i, r in own.items()} == {
+                    i: expected[i] for i in asked if i in expected
+                }, (name, limit, asked)
+    assert quiet.code  # its lines were ranked above as nought
+
+
+async def test_region_table_and_me_as_one_window_does(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    area = region()
+    shops = [await make_shop(area) for _ in range(3)]
+    for i, yuan in enumerate([120, 300, 120, 90, 300, 10]):
+        shop = shops[i // 2]
+        await buy(client, shop, shop.advisors[i % 2], yuan, W47)
+    scope = Scope(f"region:{area}", "region", region=area)
+    expected = await plain_ranks("advisor", area, Weights(100, 10, 0, 0), False)
+    ordered = sorted(expected, key=lambda i: (-expected[i][1], i))
+    period = parse_period(WEEK)
+    for limit in (1, 2, 3, 4, 6):
+        for me in ordered:
+            table = await league_table(ADVISORS, scope, period, limit, [me])
+            want = [(i, *expected[i]) for i in ordered[:limit]]
+            assert as_pairs(table.entries) == want
+            assert as_pairs(table.mine) == [(me, *expected[me])]
