@@ -13,8 +13,15 @@ in advisors spread over the country, and times, for the data set's current month
 - the standings of a month-long national league contest with its own weights;
 - ``tiantian incentives rebuild --period`` for the month.
 
-Prints p50 and p99 for each and whether the target (national advisor table, one
-worker: p50 ≤ 20 ms, p99 ≤ 100 ms) is met.
+Prints p50 and p99 for each and whether the targets are met: every table read alone
+p50 ≤ 20 ms and p99 ≤ 50 ms, and the national advisor table at ≥ 400 req/s over the
+loaded connections, one worker. The machine is shared: the figures are absolute, so
+read them beside ``national stores`` (the cheapest table, an index range) measured
+in the same run.
+
+Before timing it checks the ranks: the national and regional advisor tables, the
+per-advisor store table and the contest standings (each with the caller's own line)
+must equal one plain window-function query over the same totals.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--advisors", type=int, default=100, help="advisors signed in")
     p.add_argument("--clients", type=int, default=8, help="connections for the loaded run")
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--no-rebuild", action="store_true", help="skip timing the month's rebuild")
     return p.parse_args()
 
 
@@ -137,7 +145,7 @@ async def hq_token(url: str, port: int) -> str:
         return token
 
 
-async def run(args: argparse.Namespace, day: date) -> None:
+async def run(args: argparse.Namespace, day: date) -> bool:
     from core.periods import month_of
 
     month = month_of(day)
@@ -188,10 +196,11 @@ async def run(args: argparse.Namespace, day: date) -> None:
                 1,
             ),
         ]
+        await check_ranks(args.database_url, port, tokens[0], cases, month.name, region)
         results = {}
         for label, path, who, clients in cases:
             p50, p99, rps, errors = await measure(port, path, who, clients, args.seconds)
-            results[label] = (p50, p99)
+            results[label] = (p50, p99, rps)
             print(
                 f"  {label:<40} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
                 f"  {rps:7,.0f} req/s  errors {errors}"
@@ -200,12 +209,110 @@ async def run(args: argparse.Namespace, day: date) -> None:
         server.terminate()
         server.wait(timeout=30)
 
-    p50, p99 = results["advisors, national, top 50 + me"]
-    met = p50 <= 20 and p99 <= 100
+    floor = results["stores, national, top 50 + mine"][0]
+    all_met = True
+    for label, (p50, p99, _) in results.items():
+        if "connections" in label:
+            continue
+        met = p50 <= 20 and p99 <= 50
+        all_met &= met
+        print(
+            f"  target {label} (p50 ≤ 20 ms, p99 ≤ 50 ms): {'met' if met else 'NOT met'}"
+            f"  (p50 {p50 / floor:.1f}× the national store table's)"
+        )
+    loaded = results[f"advisors, national, {args.clients} connections"][2]
+    met = loaded >= 400
+    all_met &= met
     print(
-        "  target (national advisor table: p50 ≤ 20 ms, p99 ≤ 100 ms):"
+        f"  target national advisor table over {args.clients} connections (≥ 400 req/s):"
         f" {'met' if met else 'NOT met'}"
     )
+    return all_met
+
+
+WEIGHTED = "s.new_members * {nm} + s.points * {pt} + s.tasks_done * {td} + s.tasks_converted * {tc}"
+
+
+async def plain_window(
+    url: str, subject: str, period: str, region: str | None, weights: dict[str, int], staff: bool
+) -> dict[str, int]:
+    """code -> rank by one window function over every line of the scope (no line
+    scores nought; the tables checked here have 50 scorers and more, so a subject
+    without a line is never above one with)."""
+    import asyncpg
+
+    value = WEIGHTED.format(**weights)
+    if subject == "advisor":
+        sql = (
+            f"SELECT a.code, rank() OVER (ORDER BY {value} DESC) AS r FROM advisor_score s"
+            " JOIN advisor a ON a.id = s.advisor JOIN store st ON st.id = a.store"
+            " WHERE s.period = $1 AND ($2::text IS NULL OR st.region = $2)"
+        )
+    else:
+        n = "GREATEST(COALESCE(c.n, 0), 1)"
+        score = f"(({value}) * 2 + {n}) / (2 * {n})" if staff else f"({value})"
+        sql = (
+            f"SELECT st.code, rank() OVER (ORDER BY {score} DESC) AS r FROM store_score s"
+            " JOIN store st ON st.id = s.store LEFT JOIN (SELECT store, COUNT(*) AS n"
+            " FROM advisor WHERE active GROUP BY store) c ON c.store = s.store"
+            " WHERE s.period = $1 AND ($2::text IS NULL OR st.region = $2)"
+        )
+    conn = await asyncpg.connect(url)
+    try:
+        return {r["code"]: int(r["r"]) for r in await conn.fetch(sql, period, region)}
+    finally:
+        await conn.close()
+
+
+async def check_ranks(
+    url: str, port: int, token: str, cases: list[tuple[str, str, list[str], int]], month: str,
+    region: str,
+) -> None:  # fmt: skip
+    """Every table's ranks, and the caller's own, equal a plain window query's."""
+    import asyncpg
+    import httpx
+
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT new_member AS nm, points AS pt, task_done AS td, task_converted AS tc"
+            " FROM score_weights ORDER BY id LIMIT 1"
+        )
+    finally:
+        await conn.close()
+    default = dict(row)
+    contest = {**default, "nm": 10_000, "pt": 5}  # the contest's 100 and 0.05, in hundredths
+    checked = 0
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+        for label, path, _, clients in cases:
+            if clients > 1:
+                continue
+            r = await client.get(
+                quote(path, safe="/?=&"), headers={"Authorization": f"Bearer {token}"}
+            )
+            r.raise_for_status()
+            body = r.json()
+            where = region if "region" in label else None
+            if label.startswith("advisors"):
+                want = await plain_window(url, "advisor", month, where, default, False)
+                lines, key = [*body["entries"], body["me"]], "advisor_code"
+            elif label.startswith("contest"):
+                want = await plain_window(url, "advisor", month, None, contest, False)
+                lines, key = [*body["advisors"], body["me"]], "advisor_code"
+            else:
+                staff = "per advisor" in label
+                want = await plain_window(url, "store", month, where, default, staff)
+                lines, key = [*body["entries"], *body["mine"]], "store_code"
+            for line in lines:
+                if line is None or line[key] not in want:
+                    continue  # the caller outside the scope, or without a line
+                if line["rank"] != want[line[key]]:
+                    raise SystemExit(
+                        f"{label}: {line[key]} ranked {line['rank']}, the window says"
+                        f" {want[line[key]]}"
+                    )
+                checked += 1
+    print(f"  ranks: {checked} lines of {len(cases) - 1} tables equal a plain window query")
 
 
 def time_rebuild(url: str, day: date) -> None:
@@ -216,7 +323,9 @@ def time_rebuild(url: str, day: date) -> None:
     started = time.perf_counter()
     out = subprocess.run(
         [
-            str(BENCH.parent / ".venv" / "bin" / "tiantian"),
+            sys.executable,
+            "-m",
+            "advisor_api.cli",
             "incentives",
             "rebuild",
             "--period",
@@ -226,6 +335,7 @@ def time_rebuild(url: str, day: date) -> None:
         capture_output=True,
         text=True,
         check=True,
+        cwd=BENCH.parent,
     )
     elapsed = time.perf_counter() - started
     print(f"  incentives rebuild --period {month}: {elapsed:.1f} s, the command included")
@@ -241,8 +351,11 @@ def main() -> None:
     from core import clock
 
     day = args.date or clock.today(clock.zone("Asia/Shanghai"))
-    asyncio.run(run(args, day))
-    time_rebuild(args.database_url, day)
+    met = asyncio.run(run(args, day))
+    if not args.no_rebuild:
+        time_rebuild(args.database_url, day)
+    if not met:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

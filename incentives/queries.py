@@ -117,14 +117,21 @@ async def _ranks_by_count(
         return {}
     cond, id_args = in_list(ids, "int")
     if scope.kind != "national" and subject is ADVISORS:
-        join, where, args = _scope_sql(subject, scope, "s")
+        # Ranked off the (period, score, advisor) index alone, the scope's advisors
+        # as a hashed set: a join per line to the advisor and their store costs more.
+        if scope.kind == "store":
+            member, member_args = "a.store = {}", [scope.store_id]
+        else:
+            member, member_args = "a.region = {}", [scope.region]
         rows = await fetch(
-            f"SELECT * FROM (SELECT s.{subject.key} AS id, s.new_members, s.points,"
-            " s.tasks_done, s.tasks_converted, s.score, rank() OVER (ORDER BY s.score DESC)"
-            f" AS rank FROM {subject.table} s{join} WHERE s.period = {{}}{where}) r"
-            f" WHERE r.id {cond}",
+            "SELECT s.advisor AS id, s.new_members, s.points, s.tasks_done, s.tasks_converted,"
+            " s.score, r.rank FROM (SELECT q.advisor, rank() OVER (ORDER BY q.score DESC) AS rank"
+            f" FROM advisor_score q WHERE q.period = {{}} AND q.advisor IN (SELECT a.id FROM"
+            f" {members.ADVISORS} a WHERE {member})) r JOIN advisor_score s"
+            f" ON s.period = {{}} AND s.advisor = r.advisor WHERE r.advisor {cond}",
             period,
-            *args,
+            *member_args,
+            period,
             *id_args,
         )
         return {int(row["id"]): _ranked(row) for row in rows}
@@ -178,7 +185,7 @@ async def rank_all(
     counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
     also_cond, also_args = in_list(also or [0], "int")
     rows = await fetch(
-        f"WITH totals AS ({_totals_sql(subject, join, period_cond, where)}),"
+        f"WITH {_totals_sql(subject, join, period_cond, where, len(periods), per_advisor)},"
         f" universe AS ({universe}),"
         f" valued AS (SELECT u.id, {counts}, {score} AS score{staff_column}"
         f" FROM universe u LEFT JOIN totals t ON t.id = u.id{staff}),"
@@ -197,13 +204,23 @@ async def rank_all(
     return top, {int(row["id"]): _ranked(row) for row in rows if int(row["id"]) in wanted}
 
 
-def _totals_sql(subject: Subject, join: str, period_cond: str, where: str) -> str:
+def _totals_sql(
+    subject: Subject, join: str, period_cond: str, where: str, periods: int, staffed: bool
+) -> str:
+    """The ``totals`` of each subject over the periods (and, for a per-advisor table,
+    the ``staff`` of each store, read once however often it is joined)."""
     # Whole numbers on both engines: PostgreSQL sums a bigint into a numeric, and the
     # per-advisor division must stay integer division to tie where the table shows a tie.
-    sums = ", ".join(f"CAST(SUM(s.{column}) AS BIGINT) AS {column}" for column in _COLUMNS)
+    if periods == 1:  # one line a subject already: no sums to make
+        sums = ", ".join(f"CAST(s.{column} AS BIGINT) AS {column}" for column in _COLUMNS)
+        group = ""
+    else:
+        sums = ", ".join(f"CAST(SUM(s.{column}) AS BIGINT) AS {column}" for column in _COLUMNS)
+        group = f" GROUP BY s.{subject.key}"
+    staff = f", staff AS {members.STAFF}" if staffed else ""
     return (
-        f"SELECT s.{subject.key} AS id, {sums} FROM {subject.table} s{join}"
-        f" WHERE s.period {period_cond}{where} GROUP BY s.{subject.key}"
+        f"totals AS (SELECT s.{subject.key} AS id, {sums} FROM {subject.table} s{join}"
+        f" WHERE s.period {period_cond}{where}{group}){staff}"
     )
 
 
@@ -217,10 +234,7 @@ def _valuation(per_advisor: bool, store_id: str) -> tuple[str, str, str]:
     # both engines tie exactly where the table shows a tie).
     most = "GREATEST" if is_postgres() else "MAX"
     n = f"{most}(COALESCE(c.n, 0), 1)"
-    staff = (
-        f" LEFT JOIN (SELECT store, COUNT(*) AS n FROM {members.ADVISORS} ad WHERE ad.active"
-        f" GROUP BY store) c ON c.store = {store_id}"
-    )
+    staff = f" LEFT JOIN staff c ON c.store = {store_id}"
     return staff, ", COALESCE(c.n, 0) AS active_advisors", f"(({value}) * 2 + {n}) / (2 * {n})"
 
 
@@ -263,7 +277,7 @@ async def _rank_scorers(
         )
     nothing = ", NULL AS active_advisors" if not per_advisor else ""
     rows = await fetch(
-        f"WITH totals AS ({_totals_sql(subject, join, period_cond, where)}),"
+        f"WITH {_totals_sql(subject, join, period_cond, where, len(periods), per_advisor)},"
         f" valued AS (SELECT t.id, {columns}, {score} AS score{staff_column}{nothing}"
         f" FROM totals t{staff}),"
         f" top AS (SELECT * FROM valued ORDER BY score DESC, id LIMIT {{}}),"

@@ -46,6 +46,8 @@ ADVISORS = (
     " s.name AS store_name, s.region, s.timezone FROM advisor a JOIN store s ON s.id = a.store)"
 )
 STORES = "(SELECT s.id, s.code, s.name, s.region, s.timezone FROM store s)"
+# Each store's active advisors (``store``, ``n``): stores without any are absent.
+STAFF = "(SELECT store, COUNT(*) AS n FROM advisor WHERE active GROUP BY store)"
 # Lots of points with some left: joined to MEMBERS by ``member``.
 LOTS = (
     "(SELECT l.id, l.member, l.expires_on, l.earned - l.used - l.expired AS points"
