@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -292,15 +294,19 @@ async def load_with_plain_asyncpg(
             chunk = receipts[start : start + batch]
             async with conn.transaction():
                 await ceiling_batch(conn, store_id, products, advisor_ids, members, chunk)
-                await _insert(
-                    conn,
-                    f"INSERT INTO task (member, {TASK_COLUMNS}) $ROWS",
-                    TASK_TYPES,
-                    [(members[t[0]], *t[2:]) for t in tasks.get(start // batch, [])],
-                )
+                await insert_tasks(conn, members, tasks.get(start // batch, []))
         return time.perf_counter() - started
     finally:
         await conn.close()
+
+
+async def insert_tasks(conn: asyncpg.Connection, members: dict[str, int], tasks: list[Any]) -> None:
+    await _insert(
+        conn,
+        f"INSERT INTO task (member, {TASK_COLUMNS}) $ROWS",
+        TASK_TYPES,
+        [(members[t[0]], *t[2:]) for t in tasks],
+    )
 
 
 TASK_TYPES = [
@@ -337,6 +343,12 @@ async def ceiling_batch(
     )
     for row in joined:
         members[row["phone"]] = row["id"]
+    others = sorted({r.phone for r in chunk} - members.keys())
+    if others:  # joined by a concurrent till (one receipt a transaction)
+        for row in await conn.fetch(
+            "SELECT id, phone FROM member WHERE phone = ANY($1::text[])", others
+        ):
+            members[row["phone"]] = row["id"]
     ids = [
         r["id"]
         for r in await conn.fetch(
@@ -474,10 +486,18 @@ async def _profiled_batch(body: bytes) -> None:
     from members.stores import store_by_code
 
     wire_domains()
-    raws = msgspec.json.decode(body, type=PurchaseBatchIn).purchases
+    both = msgspec.json.decode(body)["purchases"]
+    half = len(both) // 2
+    warm_up, raws = (
+        msgspec.json.decode(
+            msgspec.json.encode({"purchases": part}), type=PurchaseBatchIn
+        ).purchases
+        for part in (both[:half], both[half:])
+    )
     rule = PointsRule(points_per_yuan=Settings.from_env().points_per_yuan)
     async with connection_pool():
         store = await store_by_code("SBENCH")
+        await ingest_purchases(store, warm_up, rule)
         started = time.perf_counter()
         async with statement_times() as timed:
             results = await ingest_purchases(store, raws, rule)
@@ -509,17 +529,9 @@ async def check_ledger(url: str, expected_purchases: int) -> None:
         )
 
 
-async def serve_and_load(
-    admin_url: str, name: str, receipts: list[Receipt], args: argparse.Namespace, promoted: bool
-) -> tuple[float, int, list[tuple[int, str]]]:
-    """A fresh database and server: the load's seconds, the store and its advisors."""
-    url = db_url(admin_url, name)
-    await create_db(admin_url, name)
-    run_cli(url, "migrate")
-    store_id, advisors = await seed_store(url)
-    if promoted:
-        await promote_everything(url)
-    key = run_cli(url, "pos-key", "create", "--store", "SBENCH").split()[-1]
+@contextlib.contextmanager
+def serving(url: str) -> Iterator[str]:
+    """``tiantian serve`` on ``url``, one worker and no scheduler: its base URL."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": url, "TIANTIAN_NOW": BENCH_NOW.isoformat()}
     server = subprocess.Popen(
@@ -540,10 +552,31 @@ async def serve_and_load(
             time.sleep(0.1)
         else:
             raise SystemExit("the server did not start")
-        seconds = await load_over_http(base, key, receipts, args.batch, args.concurrency)
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+async def fresh_store(admin_url: str, name: str) -> tuple[str, int, list[tuple[int, str]]]:
+    """A migrated database with the bench store: its URL, the store and advisors."""
+    url = db_url(admin_url, name)
+    await create_db(admin_url, name)
+    run_cli(url, "migrate")
+    store_id, advisors = await seed_store(url)
+    return url, store_id, advisors
+
+
+async def serve_and_load(
+    admin_url: str, name: str, receipts: list[Receipt], args: argparse.Namespace, promoted: bool
+) -> tuple[float, int, list[tuple[int, str]]]:
+    """A fresh database and server: the load's seconds, the store and its advisors."""
+    url, store_id, advisors = await fresh_store(admin_url, name)
+    if promoted:
+        await promote_everything(url)
+    key = run_cli(url, "pos-key", "create", "--store", "SBENCH").split()[-1]
+    with serving(url) as base:
+        seconds = await load_over_http(base, key, receipts, args.batch, args.concurrency)
     await check_ledger(url, len(receipts))
     return seconds, store_id, advisors
 
@@ -574,6 +607,8 @@ async def main() -> None:
         default=os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"),
     )
     p.add_argument("--keep", action="store_true", help="keep the databases")
+    p.add_argument("--singles", type=int, default=1500, help="receipts posted one at a time")
+    p.add_argument("--tills", type=int, default=16, help="tills posting single receipts at once")
     args = p.parse_args()
 
     tag = uuid.uuid4().hex[:8]
@@ -598,13 +633,70 @@ async def main() -> None:
             db_url(args.admin_url, ceiling), store_id, advisors, receipts_http, args.batch, tasks
         )
         await check_ledger(db_url(args.admin_url, ceiling), args.receipts)
-        extra = make_receipts(args.receipts + PROFILE_BATCH, [f"ABENCH{i}" for i in range(4)])
-        profile_one_batch(db_url(args.admin_url, served), extra[args.receipts :])
+        # Two batches: the first warms the process up (prepared statements, type
+        # look-ups), the second is timed.
+        extra = make_receipts(args.receipts + 2 * PROFILE_BATCH, [f"ABENCH{i}" for i in range(4)])
+        extra = extra[args.receipts :]
+        for i, r in enumerate(extra):  # after the load's last receipt, as a till goes on
+            r.purchased_at = BENCH_NOW - timedelta(seconds=29) + timedelta(milliseconds=50 * i)
+        profile_one_batch(db_url(args.admin_url, served), extra)
+        singles = await one_at_a_time(args, tag) if args.singles else None
     finally:
         if not args.keep:
-            for name in (served, promoted, ceiling):
+            for name in (served, promoted, ceiling, f"tiantian_bench_tills_{tag}"):
                 await drop_db(args.admin_url, name)
-    report(args, receipts_http, tasks, http_s, promo_s, ceiling_s)
+            await drop_db(args.admin_url, f"tiantian_bench_tills_ceiling_{tag}")
+    met = report(args, receipts_http, tasks, http_s, promo_s, ceiling_s)
+    if singles is not None:
+        met &= report_singles(args, *singles)
+    if not met:
+        sys.exit(1)
+
+
+async def one_at_a_time(args: argparse.Namespace, tag: str) -> tuple[int, float, float, float]:
+    """Receipts and seconds for the single receipts: served on PostgreSQL, its
+    plain-asyncpg ceiling, served on SQLite."""
+    import tills
+
+    per_till = tills.till_receipts(args.singles, args.tills)
+    receipts = [r for rs in per_till for r in rs]
+    url, _, _ = await fresh_store(args.admin_url, f"tiantian_bench_tills_{tag}")
+    await tills.seed_tills(url, args.tills)
+    keys = tills.keys_of(url, args.tills)
+    with serving(url) as base:
+        served_s = await tills.post_singles(base, keys, per_till)
+    await check_ledger(url, len(receipts))
+    by_receipt = await served_tasks(url, receipts, 1)
+    tasks = {receipts[i].receipt_id: rows for i, rows in by_receipt.items()}
+    name = f"tiantian_bench_tills_ceiling_{tag}"
+    ceiling_url, _, _ = await fresh_store(args.admin_url, name)
+    advisor_ids = await tills.seed_tills(ceiling_url, args.tills)
+    ceiling_s = await tills.ceiling_singles(ceiling_url, advisor_ids, per_till, tasks)
+    await check_ledger(ceiling_url, len(receipts))
+    sqlite_s = await tills.on_sqlite(per_till)
+    return len(receipts), served_s, ceiling_s, sqlite_s
+
+
+def report_singles(
+    args: argparse.Namespace, n: int, served_s: float, ceiling_s: float, sqlite_s: float
+) -> bool:
+    served, ceiling, sqlite = n / served_s, n / ceiling_s, n / sqlite_s
+    print(
+        f"single receipts, {args.tills} tills at once (a store each): {n:,} receipts,"
+        " one server worker"
+    )
+    print(f"  POST /pos/v1/purchases, PostgreSQL: {served:8,.0f} receipts/s  ({served_s:.1f} s)")
+    print(
+        f"  plain asyncpg, a receipt a transaction, {args.tills} connections:"
+        f" {ceiling:8,.0f} receipts/s  ({ceiling_s:.1f} s)  <- ceiling"
+    )
+    print(f"  ratio: {served / ceiling:.0%} of the ceiling")
+    print(f"  POST /pos/v1/purchases, SQLite:     {sqlite:8,.0f} receipts/s, no errors")
+    met = served >= 300 and served / ceiling >= 0.5
+    print(
+        f"target (>= 300/s and >= 50% of the ceiling on PostgreSQL): {'met' if met else 'NOT met'}"
+    )
+    return met
 
 
 def report(
@@ -614,7 +706,7 @@ def report(
     http_s: float,
     promo_s: float,
     ceiling_s: float,
-) -> None:
+) -> bool:
     http_rate, ceiling_rate = args.receipts / http_s, args.receipts / ceiling_s
     promo_rate = args.receipts / promo_s
     lines = sum(len(r.lines) for r in receipts)
@@ -629,15 +721,14 @@ def report(
         f"  {promo_rate / http_rate:6.0%} of the plain figure"
     )
     print(
-        f"asyncpg executemany:   {ceiling_rate:8,.0f} receipts/s  ({ceiling_s:.1f} s)  <- ceiling"
+        f"plain asyncpg:         {ceiling_rate:8,.0f} receipts/s  ({ceiling_s:.1f} s)  <- ceiling"
     )
     print(f"ratio:                 {http_rate / ceiling_rate:8.0%} of the ceiling")
-    target = http_rate >= 2000 and http_rate / ceiling_rate >= 0.25
-    print(f"target (>= 2,000/s and >= 25% of the ceiling): {'met' if target else 'NOT met'}")
+    target = http_rate >= 2000 and http_rate / ceiling_rate >= 0.6
+    print(f"target (>= 2,000/s and >= 60% of the ceiling): {'met' if target else 'NOT met'}")
     promo_target = promo_rate >= 0.9 * http_rate
     print(f"target (a promotion costs <= 10%): {'met' if promo_target else 'NOT met'}")
-    if not (target and promo_target):
-        sys.exit(1)
+    return target and promo_target
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ def test_leaderboard_runs(dataset: str) -> None:
         "--advisors", "5",
     )  # fmt: skip
     assert "advisors, national" in out and "rebuild" in out
+    assert "equal a plain window query" in out
 
 
 def test_insights_runs(dataset: str) -> None:
@@ -94,8 +95,12 @@ def test_insights_runs(dataset: str) -> None:
 
 
 def test_ingest_runs() -> None:
-    out = bench("ingest.py", "--admin-url", ADMIN_URL, "--receipts", "600")
+    out = bench(
+        "ingest.py", "--admin-url", ADMIN_URL, "--receipts", "600", "--singles", "64",
+    )  # fmt: skip
     assert "of the ceiling" in out and "with a 2x promotion" in out
+    assert "statement by statement" in out and "single receipts, 16 tills" in out
+    assert "SQLite:" in out
 
 
 def test_push_runs() -> None:
