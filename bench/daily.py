@@ -413,10 +413,12 @@ async def load_part(url: str, day: date, args: argparse.Namespace) -> None:
         ("today, no list cache", uncached),
     ):
         print(f"  {label:<22} {rps:8,.0f} req/s  p99 {p99:6.1f} ms  errors {errors}")
-    ratio = today[0] / plain[0]
-    print(f"  today ÷ plain: {ratio:.0%}   uncached ÷ plain: {uncached[0] / plain[0]:.0%}")
-    met = ratio >= 0.40 and today[1] <= 50 and today[2] == 0
-    print(f"  target (≥ 40% of plain, p99 ≤ 50 ms): {'met' if met else 'NOT met'}")
+    ratio, bare = today[0] / plain[0], uncached[0] / plain[0]
+    print(f"  today ÷ plain: {ratio:.0%}   uncached ÷ plain: {bare:.0%}")
+    met = ratio >= 0.60 and today[1] <= 50 and today[2] == 0
+    print(f"  target (cached ≥ 60% of plain, p99 ≤ 50 ms): {'met' if met else 'NOT met'}")
+    met_bare = bare >= 0.25 and uncached[2] == 0
+    print(f"  target (no list cache ≥ 25% of plain): {'met' if met_bare else 'NOT met'}")
 
 
 def main() -> None:

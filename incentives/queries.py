@@ -119,10 +119,8 @@ async def _ranks_by_count(
     if scope.kind != "national" and subject is ADVISORS:
         # Ranked off the (period, score, advisor) index alone, the scope's advisors
         # as a hashed set: a join per line to the advisor and their store costs more.
-        if scope.kind == "store":
-            member, member_args = "a.store = {}", [scope.store_id]
-        else:
-            member, member_args = "a.region = {}", [scope.region]
+        member_args: list[Any] = [scope.store_id if scope.kind == "store" else scope.region]
+        member = "a.store = {}" if scope.kind == "store" else "a.region = {}"
         rows = await fetch(
             "SELECT s.advisor AS id, s.new_members, s.points, s.tasks_done, s.tasks_converted,"
             " s.score, r.rank FROM (SELECT q.advisor, rank() OVER (ORDER BY q.score DESC) AS rank"
