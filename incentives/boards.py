@@ -15,9 +15,6 @@ from core.money import fen_to_yuan
 from core.periods import Period, month_of
 from incentives import contests, statements
 from incentives.queries import (
-    ADVISORS,
-    STORES,
-    Ranked,
     Viewer,
     advisor_cards,
     completion_of,
@@ -28,6 +25,7 @@ from incentives.queries import (
     store_cards,
     viewer_of,
 )
+from incentives.ranking import ADVISORS, STORES, Ranked
 from incentives.rules import Rates, score_text
 from incentives.schemas import (
     AdvisorEntry,

@@ -24,7 +24,7 @@ from core import clock
 from core.db import fetch, in_write_transaction, rows_source
 from core.errors import InvalidInput, NotFound
 from core.periods import FIRST_YEAR, LAST_YEAR, cover
-from incentives.queries import STORES, Ranked, Subject, rank_all
+from incentives.ranking import STORES, Ranked, Subject, rank_all
 from incentives.rules import Weights, load_weights
 from incentives.schemas import ContestHead, ContestIn, ContestOut, PairOut
 from members import queries as members

@@ -12,7 +12,8 @@ import httpx
 
 from core.db import fetch
 from core.periods import parse_period
-from incentives.queries import ADVISORS, STORES, league_table, rank_all
+from incentives.queries import league_table
+from incentives.ranking import ADVISORS, STORES, rank_all
 from incentives.rules import Weights
 from members.scopes import Scope
 from tests.conftest import make_shop
