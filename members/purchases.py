@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -324,7 +325,7 @@ def _repeat_flags(batch: _Batch) -> tuple[dict[str, bool], list[int]]:
             continue
         last_at = member["last_purchased_at"]
         last_on = member["last_purchase_on"]
-        if last_at is not None and clock.as_datetime(last_at) >= mine[0].purchased_at:
+        if last_at is not None and _aware(clock.as_datetime(last_at)) >= mine[0].purchased_at:
             late.append(mid)
             continue
         before = None if last_on is None else clock.as_date(last_on)
@@ -334,6 +335,11 @@ def _repeat_flags(batch: _Batch) -> tuple[dict[str, bool], list[int]]:
             )
             before = r.purchased_on
     return flags, sorted(late)
+
+
+def _aware(instant: datetime) -> datetime:
+    """SQLite hands back what was written: an instant without its zone is UTC."""
+    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
 
 
 def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[str, int]:
