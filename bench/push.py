@@ -28,6 +28,8 @@ from datetime import time as clock_time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+# The checkout's own code, whichever checkout this is (a worktree has no .venv).
+TIANTIAN = [sys.executable, "-m", "advisor_api.cli"]
 sys.path.insert(0, str(REPO))
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tiantian_push_bench"
@@ -134,10 +136,11 @@ async def run(args: argparse.Namespace) -> None:
             started = time.perf_counter()
             workers = [
                 await asyncio.create_subprocess_exec(
-                    str(REPO / ".venv" / "bin" / "tiantian"),
+                    *TIANTIAN,
                     "push",
                     "flush",
                     env=env,
+                    cwd=REPO,
                     stdout=asyncio.subprocess.PIPE,
                     stderr=asyncio.subprocess.DEVNULL,
                 )
@@ -165,8 +168,9 @@ def main() -> None:
     os.environ.setdefault("TIANTIAN_NOW", f"{DAY}T09:00:00+08:00")
     asyncio.run(fresh_database(args.database_url))
     subprocess.run(
-        [str(REPO / ".venv" / "bin" / "tiantian"), "migrate"],
+        [*TIANTIAN, "migrate"],
         env={**os.environ},
+        cwd=REPO,
         check=True,
         capture_output=True,
     )
