@@ -24,12 +24,15 @@ def channel_key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_channel_key(name: str) -> str:
-    """A new channel and its key. Only the hash is kept: the key is shown once."""
+async def create_channel_key(name: str, key: str | None = None) -> str:
+    """A new channel and its key. Only the hash is kept: the key is shown once.
+    ``key``: a known one (the demo chain's), else a random one."""
     name = name.strip()
     if not name or len(name) > 64:
         raise InvalidInput.on("name", "from 1 to 64 characters")
-    key = CHANNEL_KEY_PREFIX + secrets.token_urlsafe(32)
+    key = key or CHANNEL_KEY_PREFIX + secrets.token_urlsafe(32)
+    if not key.startswith(CHANNEL_KEY_PREFIX):
+        raise InvalidInput.on("key", f"a channel key starts with {CHANNEL_KEY_PREFIX}")
 
     async def work() -> None:
         await ChannelKey.insert(

@@ -506,3 +506,86 @@ async def test_each_side_sees_only_its_own(
     # Another channel cannot read this channel's order.
     web_shop = {"X-API-Key": await create_channel_key("网店")}
     assert (await client.get(f"/o2o/v1/orders/{oid}", headers=web_shop)).status_code == 404
+
+
+# --- the pages -------------------------------------------------------------------------
+
+
+async def test_the_owner_page_lists_the_stores_orders_against_the_time_limit(
+    client: Client, channel: dict[str, str], products: None
+) -> None:
+    from tests.test_web import sign_in
+
+    lat, lon = _area()
+    store = await o2o_shop(client, *east_of(lat, lon, 2))
+    waiting, taken = order(lat, lon), order(lat, lon)
+    for body in (waiting, taken):
+        await place(client, channel, body)
+    r = await client.post(
+        f"/advisor/v1/orders/{taken['order_id']}/accept", headers=store.advisors[0]
+    )
+    assert r.status_code == 200
+    phone = unique_phone()
+    await accounts.create_user("owner", phone, PASSWORD, store_codes=[store.shop.code])
+    client.cookies.clear()
+    try:
+        await sign_in(client, phone)
+        with clock.living_at(datetime.fromisoformat(TEST_NOW) + timedelta(minutes=12)):
+            page = await client.get(f"/web/owner/stores/{store.shop.code}")
+    finally:
+        client.cookies.clear()
+    assert page.status_code == 200, page.text[:300]
+    section = page.text.split('id="o2o-orders"', 1)[1].split("</section>", 1)[0]
+    assert waiting["order_id"] in section and taken["order_id"] in section
+    assert "12 / 30 分钟" in section  # the waiting one, against the limit
+    assert "配送中" in section and store.shop.advisors[0] in section
+
+
+async def test_hqs_page_shows_the_unrouted_queue_and_routing_by_region(
+    client: Client, channel: dict[str, str], products: None
+) -> None:
+    from tests.test_web import sign_in
+
+    lat, lon = _area()
+    body = order(lat, lon)
+    await place(client, channel, body)  # no store anywhere near
+    phone = unique_phone()
+    await accounts.create_user("hq", phone, PASSWORD)
+    client.cookies.clear()
+    try:
+        await sign_in(client, phone)
+        page = await client.get("/web/hq/o2o", params={"month": "2026-11"})
+    finally:
+        client.cookies.clear()
+    assert page.status_code == 200, page.text[:300]
+    queue = page.text.split('id="o2o-unrouted"', 1)[1]
+    assert body["order_id"] in queue
+    figures = page.text.split('id="o2o-routing"', 1)[1].split("</section>", 1)[0]
+    assert "不在任何门店范围" in figures and "华南" in figures and "全国" in figures
+
+
+async def test_routing_figures_count_each_route_and_the_median_minutes(
+    client: Client, channel: dict[str, str], hq: dict[str, str], products: None
+) -> None:
+    before = (await client.get("/hq/v1/o2o/routing?period=2026-11", headers=hq)).json()["total"]
+    lat, lon = _area()
+    store = await o2o_shop(client, *east_of(lat, lon, 2))
+    first, second = order(lat, lon), order(lat, lon)
+    for body in (first, second):
+        await place(client, channel, body)
+    await place(client, channel, order(*_area()))  # unrouted (most likely nowhere near)
+    now = datetime.fromisoformat(TEST_NOW)
+    for body, minutes in ((first, 10), (second, 20)):
+        with clock.living_at(now + timedelta(minutes=minutes)):
+            r = await client.post(
+                f"/advisor/v1/orders/{body['order_id']}/accept", headers=store.advisors[0]
+            )
+            assert r.status_code == 200
+    r = await client.get("/hq/v1/o2o/routing?period=2026-11", headers=hq)
+    assert r.status_code == 200
+    total = r.json()["total"]
+    assert total["orders"] == before["orders"] + 3
+    assert total["nearest"] == before["nearest"] + 2
+    assert total["accepted"] == before["accepted"] + 2
+    bad = await client.get("/hq/v1/o2o/routing?period=2026-13", headers=hq)
+    assert bad.status_code in (400, 422)
