@@ -4,7 +4,7 @@ cancels it when the order moves away, and closes it when the order is delivered.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from msgspec import Struct
 
@@ -18,6 +18,7 @@ class OrderRouted(Struct, frozen=True):
     home_store: bool
     reason: str  # what the task and its push say
     at: datetime
+    day: date  # the store's local day
 
 
 class OrderMovedAway(Struct, frozen=True):

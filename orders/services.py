@@ -275,6 +275,7 @@ async def routed_to(
                 home_store=route == "home_store",
                 reason=f"线上订单 {order_id} 送货上门:{address}"[:200],
                 at=at,
+                day=clock.local_date(at, spot.store.tz),
             )
         ]
     )

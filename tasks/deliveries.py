@@ -1,8 +1,8 @@
 """Delivery tasks for O2O orders: an order routed to a store is an urgent
 ``delivery`` task (and, through TaskAssigned, a push) for its advisors: the member's
-own advisor when the order is back at the home store, else dealt out as other tasks
-are. It is cancelled when the order moves away, handed to whoever accepts the order,
-and done when the order is delivered."""
+own advisor when the order is back at the home store, else the store's least loaded
+advisor, as other tasks are dealt out. It is cancelled when the order moves away,
+handed to whoever accepts the order, and done when the order is delivered."""
 
 from __future__ import annotations
 
@@ -10,19 +10,23 @@ from datetime import timedelta
 
 from core import clock
 from core.db import fetch, param, rows_source
-from members.queries import MEMBERS, store_todays
+from core.events import bus
+from members.queries import ADVISORS, MEMBERS
 from orders.events import OrderAccepted, OrderDelivered, OrderMovedAway, OrderRouted
-from tasks.lifecycle import (
-    TASK_INSERT,
-    announce_assigned,
-    assign_unassigned,
-    transition,
-    write_history,
-)
+from tasks.events import TaskAssigned
+from tasks.lifecycle import TASK_INSERT, transition, write_history
 from tasks.playbook import load_rules
 
 KIND = "delivery"
 DEFAULT_PRIORITY = 1  # the top of the phone's list (紧急)
+
+# The store's active advisor with the fewest open tasks (through the (assignee,
+# status) index, advisor by advisor), as ``lifecycle.assign_unassigned`` deals them.
+LEAST_LOADED = (
+    f"(SELECT a.id FROM {ADVISORS} a WHERE a.store = t.store AND a.active"
+    " ORDER BY (SELECT COUNT(*) FROM task o WHERE o.assignee = a.id AND o.status = 'open'),"
+    " a.id LIMIT 1)"
+)
 
 
 def task_key(order_pk: int, store_id: int) -> str:
@@ -31,15 +35,15 @@ def task_key(order_pk: int, store_id: int) -> str:
 
 
 async def on_orders_routed(routed: list[OrderRouted]) -> None:
-    """Made even when HQ switched the playbook's delivery kind off: an order waiting
-    on a store is not a follow-up the store may skip."""
+    """Made even when HQ switched the playbook's delivery kind off, and pushed at once
+    whether or not the kind is marked urgent: an order waiting on a store is not a
+    follow-up the store may skip or read tomorrow. One statement, assignee chosen."""
     if not routed:
         return
     rule = (await load_rules()).get(KIND)
     script = rule.script if rule else ""
     priority = min(rule.priority, DEFAULT_PRIORITY) if rule else DEFAULT_PRIORITY
     keep_days = max(1, rule.expire_offset_days) if rule else 1
-    todays = await store_todays({r.store_id for r in routed})
     source, args = rows_source(
         [
             ("member", "bigint"),
@@ -57,8 +61,8 @@ async def on_orders_routed(routed: list[OrderRouted]) -> None:
                 r.store_id,
                 r.home_store,
                 r.reason,
-                todays[r.store_id],
-                todays[r.store_id] + timedelta(days=keep_days),
+                r.day,
+                r.day + timedelta(days=keep_days),
                 f"o2o:{r.order_pk}",
                 task_key(r.order_pk, r.store_id),
             )
@@ -68,9 +72,9 @@ async def on_orders_routed(routed: list[OrderRouted]) -> None:
     now = clock.now()
     made = await fetch(
         f"{TASK_INSERT} SELECT {param('text')}, t.member, t.store,"
-        " CASE WHEN t.home AND m.home_store = t.store THEN m.owner END, 'o2o', t.reason,"
-        f" {param('text')}, t.day, t.day, t.expires, {param('int')}, 'open', t.cause,"
-        f" t.dedupe_key, {param('timestamptz')}, {param('timestamptz')}"
+        f" COALESCE(CASE WHEN t.home AND m.home_store = t.store THEN m.owner END, {LEAST_LOADED}),"
+        f" 'o2o', t.reason, {param('text')}, t.day, t.day, t.expires, {param('int')}, 'open',"
+        f" t.cause, t.dedupe_key, {param('timestamptz')}, {param('timestamptz')}"
         f" FROM ({source}) AS t JOIN {MEMBERS} m ON m.id = t.member"
         " WHERE true ON CONFLICT (dedupe_key) DO NOTHING"
         " RETURNING id, kind, store, assignee, reason",
@@ -81,17 +85,19 @@ async def on_orders_routed(routed: list[OrderRouted]) -> None:
         now,
         *args,
     )
-    await announce_assigned(made)
-    orphans = sorted({row["store"] for row in made if row["assignee"] is None})
-    if orphans:
-        await assign_unassigned(orphans)
+    await bus.publish(
+        [
+            TaskAssigned(int(r["id"]), KIND, int(r["assignee"]), r["reason"], urgent=True)
+            for r in made
+            if r["assignee"] is not None
+        ]
+    )
 
 
 async def on_orders_moved_away(moved: list[OrderMovedAway]) -> None:
     for m in moved:
-        await transition(
-            "dedupe_key = {}", [task_key(m.order_pk, m.store_id)], "cancelled", "order_moved"
-        )
+        key = task_key(m.order_pk, m.store_id)
+        await transition("dedupe_key = {}", [key], "cancelled", "order_moved")
 
 
 async def on_orders_accepted(accepted: list[OrderAccepted]) -> None:
@@ -113,4 +119,5 @@ async def on_orders_accepted(accepted: list[OrderAccepted]) -> None:
 
 async def on_orders_delivered(delivered: list[OrderDelivered]) -> None:
     for d in delivered:
-        await transition("dedupe_key = {}", [task_key(d.order_pk, d.store_id)], "done", "delivered")
+        key = task_key(d.order_pk, d.store_id)
+        await transition("dedupe_key = {}", [key], "done", "delivered")

@@ -2,8 +2,9 @@
 generated requests, valid and invalid, as HQ, an owner, an advisor, a till and a
 sales channel, and every check it has must pass: no 5xx, no status or content type
 the document does not list, no answer off its schema, no schema-valid request refused
-as malformed (400), no schema-violating request accepted. Time-boxed with a fixed seed; on SQLite, with
-the demo chain, in a server of its own. Every endpoint added later meets it too.
+as malformed (400), no schema-violating request accepted. Time-boxed with a fixed
+seed; on SQLite, with the demo chain, in a server of its own. Every endpoint added
+later meets it too.
 
 The settings it runs with are in tests/schemathesis.toml: a request the schema admits
 may still be refused by the business rules with 422 (an unknown SKU, 2026-02-30).
