@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from core import clock
-from core.db import LostRace, fetch, in_list, rows_source
+from core.db import LostRace, fetch, in_list, is_postgres, rows_source
 from core.events import bus
 from core.periods import keys_of
 from members.events import MemberJoined
@@ -84,20 +84,21 @@ async def join_for_order(phone: str, name: str, store: StoreRef, at: datetime) -
     return int(rows[0]["id"])
 
 
-async def move_order_member(member_id: int, from_store: int, to_store: int) -> bool:
+async def move_order_member(member_id: int, to_store: int) -> bool:
     """A member who joined for an order moves with it to the next store, as long as
-    nothing else ties them to the first: no purchase, no advisor. Their recruit
+    nothing else ties them to where they are: no purchase, no advisor. Their recruit
     count in the stores' figures moves too. Returns whether they moved."""
-    moved = await fetch(
-        "UPDATE member SET home_store = {} WHERE id = {} AND home_store = {}"
-        " AND last_purchased_at IS NULL AND owning_advisor IS NULL RETURNING joined_on",
-        to_store,
+    lock = " FOR UPDATE" if is_postgres() else ""  # a till's purchase may come meanwhile
+    rows = await fetch(
+        "SELECT home_store, joined_on FROM member WHERE id = {}"
+        f" AND last_purchased_at IS NULL AND owning_advisor IS NULL{lock}",
         member_id,
-        from_store,
     )
-    if not moved:
+    if not rows or int(rows[0]["home_store"]) == to_store:
         return False
-    joined_on = moved[0]["joined_on"]
+    from_store = int(rows[0]["home_store"])
+    await fetch("UPDATE member SET home_store = {} WHERE id = {}", to_store, member_id)
+    joined_on = rows[0]["joined_on"]
     day = joined_on if isinstance(joined_on, date) else date.fromisoformat(str(joined_on))
     await _shift_recruit(day, from_store, to_store)
     return True

@@ -314,9 +314,10 @@ async def offer(order: dict[str, Any], limits: Limits, now: datetime) -> str:
             await join_for_order(order["phone"], order["name"], spot.store, now),
             True,
         )
-    elif spot is not None and joined and order["store"] is not None:
+    elif spot is not None and joined:
+        # Joined at a store that had the order (held now, or before it went unrouted).
         assert member_id is not None
-        await move_order_member(member_id, int(order["store"]), spot.store.id)
+        await move_order_member(member_id, spot.store.id)
     await fetch(
         "UPDATE o2o_order SET status = {}, route = {}, store = {}, distance_km = {},"
         " routed_at = {}, accepted_by = NULL, accepted_at = NULL, member = {}, joined = {},"

@@ -589,3 +589,26 @@ async def test_routing_figures_count_each_route_and_the_median_minutes(
     assert total["accepted"] == before["accepted"] + 2
     bad = await client.get("/hq/v1/o2o/routing?period=2026-13", headers=hq)
     assert bad.status_code in (400, 422)
+
+
+async def test_a_new_member_left_unrouted_moves_to_the_store_that_takes_the_order_later(
+    client: Client, channel: dict[str, str], products: None
+) -> None:
+    lat, lon = _area()
+    first = await o2o_shop(client, *east_of(lat, lon, 3))
+    body = order(lat, lon)
+    await place(client, channel, body)
+    r = await client.post(
+        f"/advisor/v1/orders/{body['order_id']}/decline", headers=first.advisors[0]
+    )
+    assert r.status_code == 200
+    assert (await history(client, channel, body["order_id"]))["status"] == "unrouted"
+    later = await o2o_shop(client, *east_of(lat, lon, 5))
+    with clock.living_at(datetime.fromisoformat(TEST_NOW) + timedelta(minutes=31)):
+        await reroute_overdue(Limits(accept_minutes=30))
+    assert (await history(client, channel, body["order_id"]))["store_code"] == later.shop.code
+    (member,) = await fetch(
+        "SELECT s.code FROM member m JOIN store s ON s.id = m.home_store WHERE m.phone = {}",
+        body["member_phone"],
+    )
+    assert member["code"] == later.shop.code
