@@ -78,12 +78,11 @@ async def put_store(code: str, data: StoreIn) -> StoreOut:
         Store.latitude: data.latitude,
         Store.longitude: data.longitude,
     }
-    o2o = data.o2o
-    if o2o is None:  # left out: as it was
+    if isinstance(data.o2o, bool):
+        o2o = values[Store.o2o] = data.o2o
+    else:  # left out: as it was
         current = await Store.select(Store.o2o).where(Store.code == code).first()
         o2o = bool(current and current["o2o"])
-    else:
-        values[Store.o2o] = o2o
     if o2o:
         # Orders go to the nearest store: one without a position could never be found.
         for name in ("latitude", "longitude"):

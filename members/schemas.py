@@ -335,7 +335,7 @@ class StoreIn(Struct):
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
     # Takes O2O orders; left out, the store keeps what it had (a new store: false).
-    o2o: bool | None = None
+    o2o: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class StoreOut(Struct):

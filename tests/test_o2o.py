@@ -612,3 +612,51 @@ async def test_a_new_member_left_unrouted_moves_to_the_store_that_takes_the_orde
         body["member_phone"],
     )
     assert member["code"] == later.shop.code
+
+
+# --- the scheduler and the command line ---------------------------------------------
+
+
+async def test_only_the_leading_scheduler_moves_overdue_orders(
+    client: Client, channel: dict[str, str], products: None
+) -> None:
+    from advisor_api.scheduler import Scheduler
+    from core.lease import Leadership
+
+    lat, lon = _area()
+    near = await o2o_shop(client, *east_of(lat, lon, 2))
+    nxt = await o2o_shop(client, *east_of(lat, lon, 5))
+    body = order(lat, lon)
+    await place(client, channel, body)
+    later = datetime.fromisoformat(TEST_NOW) + timedelta(minutes=31)
+    holder, standby = Leadership(), Scheduler(o2o=Limits(accept_minutes=30))
+    try:
+        assert await holder.check() is True
+        with clock.living_at(later):
+            await standby._o2o_reroute()  # stands by: the order stays
+        assert (await history(client, channel, body["order_id"]))["store_code"] == near.shop.code
+        await holder.release()
+        with clock.living_at(later):
+            await standby._o2o_reroute()  # takes over, and acts
+        assert (await history(client, channel, body["order_id"]))["store_code"] == nxt.shop.code
+    finally:
+        await holder.release()
+        await standby.leadership.release()
+
+
+async def test_the_command_line_makes_channel_keys_and_moves_overdue_orders(
+    client: Client, products: None
+) -> None:
+    from tests.test_cli import tiantian
+
+    made = tiantian("channel-key", "create", "--name", "App")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("ttch_")
+    lat, lon = _area()
+    await o2o_shop(client, *east_of(lat, lon, 2))
+    r = await client.post("/o2o/v1/orders", json=order(lat, lon), headers={"X-API-Key": key})
+    assert r.status_code == 201 and r.json()["status"] == "routed"
+    moved = tiantian("o2o", "reroute")
+    assert moved.returncode == 0, moved.stderr
+    assert "timed out" in moved.stdout.splitlines()[-1]
