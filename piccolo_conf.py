@@ -46,6 +46,7 @@ DB = engine_from_url(os.environ.get("DATABASE_URL"))
 APP_REGISTRY = AppRegistry(
     apps=[
         "members.piccolo_app",
+        "orders.piccolo_app",
         "tasks.piccolo_app",
         "incentives.piccolo_app",
         "notifications.piccolo_app",

@@ -124,13 +124,35 @@ def cmd_pos_key_create(args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_channel_key_create(args: argparse.Namespace) -> None:
+    from orders.channels import create_channel_key
+
+    key = _run(_with_pool(lambda: create_channel_key(args.name)))
+    print(f"sales-channel key for {args.name} (shown once; only its hash is kept):")
+    print(key)
+
+
+def cmd_o2o_reroute(_: argparse.Namespace) -> None:
+    from advisor_api.settings import Settings
+    from orders.services import reroute_overdue
+
+    limits = Settings.from_env().o2o_limits
+    print(f"moving O2O orders not accepted within {limits.accept_minutes} minutes …")
+    report = _run(_with_pool(lambda: reroute_overdue(limits, batch=1_000_000)))
+    print(
+        f"timed out {report.timed_out}, unrouted offered again and taken {report.offered},"
+        f" left unrouted {report.unrouted}"
+    )
+
+
 async def _scheduler_forever() -> None:
     from advisor_api.scheduler import Scheduler
-    from advisor_api.settings import PushSettings
+    from advisor_api.settings import Settings
     from advisor_api.wiring import build_dispatcher
 
-    push = PushSettings.from_env()
-    jobs = Scheduler(build_dispatcher(push), push.interval_seconds)
+    settings = Settings.from_env()
+    push = settings.push
+    jobs = Scheduler(build_dispatcher(push), push.interval_seconds, settings.o2o_limits)
     await jobs.start()
     try:
         await asyncio.Event().wait()
@@ -271,7 +293,22 @@ def parser() -> argparse.ArgumentParser:
     key_create = pos_key.add_parser("create", help="make a key for a store's till")
     key_create.add_argument("--store", required=True)
     key_create.set_defaults(func=cmd_pos_key_create)
+    _o2o_commands(sub)
     return p
+
+
+def _o2o_commands(sub: Any) -> None:
+    channel_key = sub.add_parser("channel-key", help="O2O sales channels' keys").add_subparsers(
+        dest="action", required=True
+    )
+    channel_create = channel_key.add_parser("create", help="make a key for a sales channel")
+    channel_create.add_argument("--name", required=True, help="e.g. 小程序")
+    channel_create.set_defaults(func=cmd_channel_key_create)
+
+    o2o = sub.add_parser("o2o", help="O2O orders").add_subparsers(dest="action", required=True)
+    o2o.add_parser(
+        "reroute", help="move every order past its accept time limit to its next store now"
+    ).set_defaults(func=cmd_o2o_reroute)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -115,6 +115,18 @@ async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[
     )
 
 
+async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> ReceiptResult:
+    """One receipt written in the caller's write transaction (an O2O order delivered
+    becomes the store's purchase in the order's own transaction)."""
+    results: list[ReceiptResult | None] = [None]
+    accepted, _, _ = split_repeats(store, [raw], results)
+    valid = await resolve(store, accepted, rule, results)
+    if valid:
+        results[0] = (await _record(store, valid, rule))[valid[0].receipt_id]
+    assert results[0] is not None
+    return results[0]
+
+
 # --- the transaction -------------------------------------------------------------
 
 

@@ -43,6 +43,7 @@ def _store_out(row: dict[str, Any]) -> StoreOut:
         timezone=row["timezone"],
         latitude=row["latitude"],
         longitude=row["longitude"],
+        o2o=bool(row["o2o"]),
     )
 
 
@@ -77,7 +78,16 @@ async def put_store(code: str, data: StoreIn) -> StoreOut:
         Store.latitude: data.latitude,
         Store.longitude: data.longitude,
     }
-
+    if isinstance(data.o2o, bool):
+        o2o = values[Store.o2o] = data.o2o
+    else:  # left out: as it was
+        current = await Store.select(Store.o2o).where(Store.code == code).first()
+        o2o = bool(current and current["o2o"])
+    if o2o:
+        # Orders go to the nearest store: one without a position could never be found.
+        for name in ("latitude", "longitude"):
+            if getattr(data, name) is None:
+                raise InvalidInput.on(name, "is required for a store taking O2O orders")
     await _upsert(Store, Store.code, code, values)
     return await get_store(code)
 
