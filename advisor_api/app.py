@@ -23,6 +23,7 @@ from litestar.stores.registry import StoreRegistry
 from litestar.types import ControllerRouterHandler, Middleware, Scope
 
 from advisor_api.controllers.advisor import AdvisorController
+from advisor_api.controllers.audit import HqAuditController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
@@ -98,6 +99,7 @@ def _routes(
         HqPointsController,
         InsightsController,
         TargetsController,
+        HqAuditController,
         *extra_routes,
     ]
 

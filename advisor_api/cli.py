@@ -26,6 +26,10 @@ async def _with_pool(work: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    from audit import trail
+
+    # What a command changes goes on the audit trail as done on the server's shell.
+    trail.acting_as(f"cli:{os.environ.get('USER') or 'shell'}")
     try:
         return asyncio.run(coro)
     except DomainError as exc:

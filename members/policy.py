@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction
 from core.errors import InvalidInput
-from core.money import fen_to_yuan, to_fen
+from core.money import fen_to_yuan, to_fen, yuan_text
 from core.periods import add_months
 from members.schemas import PointsPolicyIO, TierIO
 
@@ -119,8 +120,19 @@ def checked(data: PointsPolicyIO) -> Policy:
     )
 
 
+def _shown(policy: Policy) -> dict[str, object]:
+    return {
+        "value_per_100_points": yuan_text(policy.value_per_100_fen),
+        "expiry_months": policy.expiry_months,
+        "expiry_warning_days": policy.expiry_warning_days,
+        "tiers": [[t.code, t.name, t.min_points_in_year] for t in policy.tiers],
+    }
+
+
 async def set_policy(policy: Policy) -> Policy:
     async def work() -> None:
+        before = await load_policy()
+        await trail.record("points_policy", "policy", "update", _shown(before), _shown(policy))
         await fetch(
             "INSERT INTO points_policy (value_per_100_fen, expiry_months, expiry_warning_days,"
             " tiers, set_at) VALUES ({}, {}, {}, {}, {})",

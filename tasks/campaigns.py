@@ -7,6 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
+from audit import trail
 from core import clock, metrics
 from core.db import fetch, in_write_transaction, insert_count, param
 from core.errors import InvalidInput
@@ -106,6 +107,13 @@ async def create_campaign(
             "script": script,
             "segment": segment,
         }
+        await trail.record(
+            "campaign",
+            str(campaign["id"]),
+            "create",
+            None,
+            {k: v for k, v in campaign.items() if k != "id"},
+        )
         made = 0
         for zone in await timezones_in_use():
             today = clock.today(clock.zone(zone))

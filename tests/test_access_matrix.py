@@ -151,6 +151,8 @@ EXPECTED: dict[str, Who] = {
     "GET /hq/v1/points-promotions": HQ,
     "POST /hq/v1/points-promotions": HQ,
     "GET /hq/v1/settlements": HQ,
+    # Head office: the audit trail
+    "GET /hq/v1/audit": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -468,6 +470,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
         }
     ),
     "GET /hq/v1/settlements": lambda w: Call(query={"period": "2026-11"}),
+    "GET /hq/v1/audit": lambda w: Call(query={"entity": "store", "limit": 5}),
 }
 
 
