@@ -26,6 +26,7 @@ from advisor_api.controllers.advisor import AdvisorController
 from advisor_api.controllers.audit import HqAuditController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
+from advisor_api.controllers.imports import HqImportsController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
 from advisor_api.controllers.insights import InsightsController, TargetsController
 from advisor_api.controllers.ops import MetricsController, live, ready
@@ -100,6 +101,7 @@ def _routes(
         InsightsController,
         TargetsController,
         HqAuditController,
+        HqImportsController,
         *extra_routes,
     ]
 

@@ -9,7 +9,7 @@ A change made with nobody named (the daily job, a test calling a service) is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -18,6 +18,7 @@ import msgspec
 
 from audit.tables import AuditEntry
 from core import clock
+from core.db import fetch, param, rows_source
 
 SYSTEM = "system"
 _actor: ContextVar[str] = ContextVar("tiantian_audit_actor", default=SYSTEM)
@@ -90,3 +91,30 @@ async def record(entity: str, key: str, action: str, before: Any = None, after: 
         )
     )
     return True
+
+
+async def record_many(entity: str, changes: Sequence[tuple[str, str, Any, Any]]) -> int:
+    """One row per ``(key, action, before, after)`` in one statement (an import's
+    chunk of stores); changes that change nothing are left out. Returns rows written."""
+    if entity not in ENTITIES:
+        raise ValueError(f"unknown audit entity {entity!r}")
+    rows = []
+    for key, action, before, after in changes:
+        old, new = as_json(before), as_json(after)
+        if old != new or action not in {"update", "upsert"}:
+            rows.append((str(key)[:200], action, old, new))
+    if not rows:
+        return 0
+    source, args = rows_source(
+        [("key", "text"), ("action", "text"), ("before", "text"), ("after", "text")], rows
+    )
+    await fetch(
+        "INSERT INTO audit_entry (at, who, entity, key, action, before, after)"
+        f" SELECT {param('timestamptz')}, {param('text')}, {param('text')}, key, action,"
+        f" before, after FROM ({source}) AS src",
+        clock.now(),
+        _actor.get(),
+        entity,
+        *args,
+    )
+    return len(rows)

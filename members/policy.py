@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
 
 from audit import trail
 from core import clock
@@ -76,12 +77,18 @@ class Policy:
         )
 
 
-async def load_policy() -> Policy:
+async def policy_history() -> tuple[tuple[datetime, Policy], ...]:
+    """Every policy HQ has set, with the time it applied from, oldest first: an
+    imported purchase earns at the policy in force on its day (the first one for
+    anything older)."""
     rows = await fetch(
-        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
-        " FROM points_policy ORDER BY id DESC LIMIT 1"
+        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers, set_at"
+        " FROM points_policy ORDER BY id"
     )
-    row = rows[0]
+    return tuple((clock.as_datetime(row["set_at"]), _policy_of(row)) for row in rows)
+
+
+def _policy_of(row: dict[str, Any]) -> Policy:
     tiers = sorted(
         (
             Tier(t["code"], t["name"], int(t["min_points_in_year"]))
@@ -95,6 +102,14 @@ async def load_policy() -> Policy:
         int(row["expiry_warning_days"]),
         tuple(tiers),
     )
+
+
+async def load_policy() -> Policy:
+    rows = await fetch(
+        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
+        " FROM points_policy ORDER BY id DESC LIMIT 1"
+    )
+    return _policy_of(rows[0])
 
 
 def checked(data: PointsPolicyIO) -> Policy:

@@ -153,6 +153,7 @@ EXPECTED: dict[str, Who] = {
     "GET /hq/v1/settlements": HQ,
     # Head office: the audit trail
     "GET /hq/v1/audit": HQ,
+    "POST /hq/v1/imports/{kind}": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -338,6 +339,7 @@ class Call:
     path: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     body: Any = None
+    csv: str | None = None  # a text/csv body instead of JSON
 
 
 def _new_member(w: World) -> Call:
@@ -471,6 +473,10 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     ),
     "GET /hq/v1/settlements": lambda w: Call(query={"period": "2026-11"}),
     "GET /hq/v1/audit": lambda w: Call(query={"entity": "store", "limit": 5}),
+    "POST /hq/v1/imports/{kind}": lambda w: Call(
+        path={"kind": "products"},
+        csv=f"sku,name,category\n{unique_code('P')},矩阵米粉,cereal\n",
+    ),
 }
 
 
@@ -495,6 +501,11 @@ async def send(
     method, template = operation.split(" ", 1)
     call = REQUESTS[operation](w)
     path = re.sub(r"\{(\w+)\}", lambda m: str(call.path[m.group(1)]), template)
+    if call.csv is not None:
+        csv_headers = {**headers, "Content-Type": "text/csv"}
+        return await client.request(
+            method, path, params=call.query, content=call.csv.encode(), headers=csv_headers
+        )
     return await client.request(method, path, params=call.query, json=call.body, headers=headers)
 
 
