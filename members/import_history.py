@@ -8,16 +8,53 @@ history: no tasks for the past, no pushes, and score facts only with ``score``."
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from core import clock
 from core.csvfile import BadValue, Record
 from core.db import fetch, in_list, in_write_transaction
-from core.errors import FieldError
+from core.errors import FieldError, InvalidInput
+from members.figures import mark_repeats
 from members.imports import Run
-from members.policy import policy_history
-from members.purchases import History, record_history
+from members.policy import PointsRule, load_policy, policy_history
+from members.purchases import History, record_receipts
+from members.receipts import rejected, resolve, split_repeats
+from members.schemas import ReceiptResult
 from members.stores import StoreRef
+from members.tiers import refresh_tiers
+
+
+async def record_history(
+    store: StoreRef, raws: Sequence[Any], rule: PointsRule, history: History
+) -> list[ReceiptResult]:
+    """Receipts of the chain's history for one store, inside the caller's transaction
+    (an import writes a chunk of several stores in one): checked as the till's are,
+    then written by the same statements, without telling the playbook."""
+    results: list[ReceiptResult | None] = [None] * len(raws)
+    accepted, repeats, _ = split_repeats(store, raws, results)
+    valid = await resolve(store, accepted, rule, results)
+    if valid:
+        answers = await record_receipts(store, valid, rule, history)
+        for r in valid:
+            results[r.position] = answers[r.receipt_id]
+    for r in repeats:
+        results[r.position] = rejected(
+            r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
+        )
+    return [r for r in results if r is not None]
+
+
+async def finish_history(history: History) -> None:
+    """RN3's flags and the tiers of every member a chunk of history touched; in the
+    chunk's transaction, once. A tier reached in the past makes no task."""
+    members = sorted(history.touched)
+    history.touched.clear()
+    await mark_repeats(members)
+    await refresh_tiers(
+        members, clock.today(clock.zone(clock.DEFAULT_TIMEZONE)), await load_policy()
+    )
 
 
 async def prepare(run: Run) -> None:
@@ -117,6 +154,7 @@ async def purchases(run: Run, chunk: list[Record]) -> None:
         return
 
     async def work() -> list[tuple[_Receipt, Any]]:
+        run.history.touched.clear()  # a retried transaction starts again
         answered: list[tuple[_Receipt, Any]] = []
         for code in sorted(by_store):
             group = by_store[code]
@@ -124,6 +162,7 @@ async def purchases(run: Run, chunk: list[Record]) -> None:
                 stores[code], [r.body for r in group], run.rule, run.history
             )
             answered.extend(zip(group, results, strict=True))
+        await finish_history(run.history)
         return answered
 
     answered = await in_write_transaction(work)

@@ -59,6 +59,9 @@ class History:
 
     score: bool
     policies: tuple[tuple[datetime, Policy], ...]  # (in force from, policy), oldest first
+    # The members a chunk's receipts touched: their RN3 flags and tiers are worked out
+    # once for the chunk (``finish_history``), not once per store in it.
+    touched: set[int] = field(default_factory=set)
 
     def policy_at(self, at: datetime) -> Policy:
         chosen = self.policies[0][1]
@@ -103,7 +106,7 @@ async def ingest_purchases(
     accepted, repeats, first_by_id = split_repeats(store, raws, results)
     valid = await resolve(store, accepted, rule, results)
     if valid:
-        answers = await in_write_transaction(lambda: _record(store, valid, rule))
+        answers = await in_write_transaction(lambda: record_receipts(store, valid, rule))
         for r in valid:
             results[r.position] = answers[r.receipt_id]
     for r in repeats:
@@ -140,32 +143,12 @@ async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[
 # --- the transaction -------------------------------------------------------------
 
 
-async def record_history(
-    store: StoreRef, raws: Sequence[Any], rule: PointsRule, history: History
-) -> list[ReceiptResult]:
-    """Receipts of the chain's history for one store, inside the caller's transaction
-    (an import writes a chunk of several stores in one): checked as the till's are,
-    then written by the same statements, without telling the playbook."""
-    results: list[ReceiptResult | None] = [None] * len(raws)
-    accepted, repeats, _ = split_repeats(store, raws, results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        answers = await _record(store, valid, rule, history)
-        for r in valid:
-            results[r.position] = answers[r.receipt_id]
-    for r in repeats:
-        results[r.position] = rejected(
-            r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
-        )
-    return [r for r in results if r is not None]
-
-
-async def _record(
+async def record_receipts(
     store: StoreRef, receipts: list[Receipt], rule: PointsRule, history: History | None = None
 ) -> dict[str, ReceiptResult]:
     """1. replays answered; 2. new members joined; 3. balances and the member's latest
     purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told."""
-    if is_postgres():
+    if is_postgres() and (history is None or not history.touched):
         # Batch statements work on hundreds of rows at a time, so planning each afresh
         # costs little, while a generic plan cached when a table was small (a new
         # deployment) can stay a sequential scan for good.
@@ -181,7 +164,10 @@ async def _record(
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
     members = sorted({batch.member_id(r) for r in new})
-    await mark_repeats(members)
+    if history is None:
+        await mark_repeats(members)
+    else:
+        history.touched.update(members)
     policy = await load_policy()
     earned = [r for r in new if batch.points[r.receipt_id]]
     if history is None:
@@ -196,8 +182,8 @@ async def _record(
                 [_earning(batch, r) for r in group],
                 history.policy_at(group[0].purchased_at),
             )
-    risen = await refresh_tiers(members, clock.today(store.tz), policy)
     if history is None:
+        risen = await refresh_tiers(members, clock.today(store.tz), policy)
         await _announce(batch, joined)
         await bus.publish(risen)
     elif history.score:
