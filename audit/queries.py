@@ -38,11 +38,15 @@ async def entries(
     keys: Sequence[str] | None = None,
     after_id: int = 0,
     limit: int = MAX_PAGE,
+    newest_first: bool = False,
 ) -> AuditOut:
-    """The trail in the order it was written."""
+    """The trail in the order it was written (for a page: the newest first)."""
     limit = max(1, min(limit, MAX_PAGE))
     query = (
-        AuditEntry.select().where(AuditEntry.id > after_id).order_by(AuditEntry.id).limit(limit + 1)
+        AuditEntry.select()
+        .where(AuditEntry.id > after_id)
+        .order_by(AuditEntry.id, ascending=not newest_first)
+        .limit(limit + 1)
     )
     if entity:
         query = query.where(AuditEntry.entity == entity)

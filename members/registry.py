@@ -107,10 +107,15 @@ async def get_store(code: str) -> StoreOut:
     return _store_out(row)
 
 
-async def list_stores(region: str | None, limit: int, offset: int) -> list[StoreOut]:
+async def list_stores(
+    region: str | None, limit: int, offset: int, search: str | None = None
+) -> list[StoreOut]:
     query = Store.select().order_by(Store.code).limit(min(limit, MAX_PAGE)).offset(offset)
     if region:
         query = query.where(Store.region == region)
+    if search:
+        like = f"%{search}%"
+        query = query.where(Store.code.like(like) | Store.name.like(like))
     return [_store_out(r) for r in await query]
 
 
