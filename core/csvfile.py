@@ -149,7 +149,8 @@ def _records(reader: Any, header: list[str]) -> Iterator[Record]:
         start, line = line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if any(len(cell) > MAX_FIELD for cell in row):
+        # A NUL is no character of any value (PostgreSQL refuses it in text).
+        if any(len(cell) > MAX_FIELD or "\x00" in cell for cell in row):
             yield Record(start, {}, too_long=True)
             continue
         yield Record(start, dict(zip(header, row, strict=False)))
@@ -163,7 +164,7 @@ def each_record(
     for record in records:
         try:
             if record.too_long:
-                raise BadValue("line", f"has a cell longer than {MAX_FIELD} characters")
+                raise BadValue("line", f"has a cell longer than {MAX_FIELD} characters or a NUL")
             found.append((record.line, read(record)))
         except BadValue as exc:
             rejected.append(Rejected(record.line, exc.field, exc.message))

@@ -97,7 +97,7 @@ def _receipts(chunk: list[Record]) -> list[_Receipt]:
             continue
         try:
             if record.too_long:
-                raise BadValue("line", "has a cell that is too long")
+                raise BadValue("line", "has a cell too long or with a NUL")
             line = _line(record)
             if receipt.body is None:
                 receipt.body = {

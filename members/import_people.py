@@ -7,7 +7,7 @@ not added twice."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from core import clock
@@ -90,11 +90,14 @@ def _checked(
                 p.line, "advisor_code", f"no advisor {p.advisor_code} at store {p.store_code}"
             )
             continue
-        joined = (
-            clock.as_instant(p.registered_at, clock.zone(store["timezone"]))
-            if p.registered_at
-            else clock.now()
-        )
+        try:
+            joined = (
+                clock.as_instant(p.registered_at, clock.zone(store["timezone"]))
+                if p.registered_at
+                else clock.now()
+            )
+        except ValueError:
+            joined = EARLIEST_EVENT - timedelta(days=1)  # refused just below
         if joined > clock.now() or joined < EARLIEST_EVENT:
             run.reject(p.line, "registered_at", "is in the future or before 2000")
             continue

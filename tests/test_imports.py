@@ -48,19 +48,21 @@ async def test_stores_good_and_bad_lines_then_no_change(client: Client, hq: dict
         f"{c},坏时区店,华东,Mars/Olympus,,,\n"
         "bad code!,坏编号店,华东,,,,\n"
         f"{unique_code('S')},,华东,,,,\n"
+        f"{unique_code('S')},NUL\x00店,华东,,,,\n"
     )
     report = await upload(client, hq, "stores", text)
-    assert counts(report) == (2, 0, 0, 3)
+    assert counts(report) == (2, 0, 0, 4)
     assert [(r["line"], r["field"]) for r in report["rejected"]] == [
         (4, "timezone"),
         (5, "code"),
         (6, "name"),
+        (7, "line"),
     ]
     stored = (await client.get(f"/hq/v1/stores/{a}", headers=hq)).json()
     assert (stored["region"], stored["latitude"]) == ("华南", 23.1)
-    assert counts(await upload(client, hq, "stores", text)) == (0, 0, 2, 3)
+    assert counts(await upload(client, hq, "stores", text)) == (0, 0, 2, 4)
     moved = text.replace(f"{b},导入二店,华东", f"{b},导入二店,华北")
-    assert counts(await upload(client, hq, "stores", moved)) == (0, 1, 1, 3)
+    assert counts(await upload(client, hq, "stores", moved)) == (0, 1, 1, 4)
     trail = (await client.get("/hq/v1/audit", params={"entity": "store"}, headers=hq)).json()
     assert [e["action"] for e in trail["entries"] if e["key"] == b] == ["create", "update"]
 
