@@ -23,7 +23,16 @@ from core.csvfile import Record, Rejected
 from members.policy import PointsRule
 
 Kind = Literal["stores", "advisors", "products", "members", "purchases"]
-CHUNK_LINES = 5_000
+# Lines per chunk (one transaction). Summaries kept by statement triggers (store_day
+# counts new members and receipts per store and period) cost per statement, not per
+# row: bigger chunks amortise them, up to what one transaction should hold.
+CHUNK_LINES = {
+    "stores": 5_000,
+    "advisors": 5_000,
+    "products": 5_000,
+    "members": 20_000,
+    "purchases": 20_000,
+}
 CUT_OFF = "the file ends mid-line (cut off?): run it again complete to import this"
 
 
@@ -132,7 +141,7 @@ async def run_import(
     rule: PointsRule | None = None,
     score: bool = False,
     progress: Callable[[int], None] | None = None,
-    chunk_lines: int = CHUNK_LINES,
+    chunk_lines: int | None = None,
 ) -> ImportReport:
     """Import ``records`` of ``kind``; ``complete``: the file ended with a line break."""
     from members import import_history, import_people, import_registry
@@ -147,7 +156,7 @@ async def run_import(
     run = Run(kind, rule or PointsRule(), score)
     await import_history.prepare(run)
     pending: list[Record] | None = None
-    for chunk in chunks(kind, records, chunk_lines):
+    for chunk in chunks(kind, records, chunk_lines or CHUNK_LINES[kind]):
         if pending is not None:
             await handlers[kind](run, pending)
             if progress:

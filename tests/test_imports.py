@@ -332,3 +332,23 @@ async def test_a_file_that_cannot_be_read_is_refused_whole(
     assert r.status_code in (400, 422)
     r = await client.post("/hq/v1/imports/stores", json={}, headers=hq)
     assert r.status_code == 400
+
+
+async def test_small_chunks_never_split_a_receipt(
+    client: Client, hq: dict[str, str], products: None
+) -> None:
+    from core.csvfile import read_csv
+    from members.imports import COLUMNS, run_import
+
+    shop = await make_shop()
+    phones = [unique_phone() for _ in range(4)]
+    receipts = history(phones, shop.advisors[0], 30, seed=23 + random.randrange(10**6))
+    text = purchases_csv(shop.code, receipts)
+    columns = COLUMNS["purchases"]
+    # Chunks of three lines: receipts of one to three lines straddle every boundary.
+    report = await run_import(
+        "purchases", read_csv(text.encode(), columns.required, columns.optional), chunk_lines=3
+    )
+    assert (report.created, report.rejected) == (30, [])
+    again = await upload(client, hq, "purchases", text)
+    assert counts(again) == (0, 0, 30, 0)
