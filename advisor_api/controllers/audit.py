@@ -43,7 +43,7 @@ class HqAuditController(Controller):
     @get(
         "/audit",
         summary="The audit trail, oldest first: JSON, or CSV with Accept: text/csv",
-        opt={"problems": (400,), "csv": True},
+        opt={"problems": (400, 422), "csv": True},
     )
     async def audit(
         self,
