@@ -370,7 +370,11 @@ def main(argv: list[str] | None = None) -> None:
     suffix = uuid.uuid4().hex[:10]
     names = {"import": f"tiantian_importbench_{suffix}", "copy": f"tiantian_copybench_{suffix}"}
     folder = Path(tempfile.mkdtemp(prefix="tiantian-import-bench-"))
-    today = datetime.now(UTC).astimezone(TZ).date()
+    # The domain's today (TIANTIAN_NOW when the clock is frozen, as in the smoke test):
+    # nothing generated may lie in the importer's future.
+    frozen = os.environ.get("TIANTIAN_NOW")
+    now = datetime.fromisoformat(frozen) if frozen else datetime.now(UTC)
+    today = now.astimezone(TZ).date()
     started = time.perf_counter()
     files = generate(args, folder, today)
     print(
