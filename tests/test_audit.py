@@ -18,9 +18,17 @@ Client = httpx.AsyncClient
 
 
 async def rows(client: Client, hq: dict[str, str], entity: str, key: str) -> list[dict[str, Any]]:
-    r = await client.get("/hq/v1/audit", params={"entity": entity}, headers=hq)
-    assert r.status_code == 200, r.text
-    return [e for e in r.json()["entries"] if e["key"] == key]
+    """The trail's rows for one key, every page of it read."""
+    found: list[dict[str, Any]] = []
+    after: int | None = 0
+    while after is not None:
+        r = await client.get(
+            "/hq/v1/audit", params={"entity": entity, "after_id": after}, headers=hq
+        )
+        assert r.status_code == 200, r.text
+        found += [e for e in r.json()["entries"] if e["key"] == key]
+        after = r.json()["next_after_id"]
+    return found
 
 
 async def hq_phone(client: Client) -> tuple[str, dict[str, str]]:
@@ -178,16 +186,10 @@ async def test_steering_changes_each_write_one_row(client: Client, products: Non
 async def test_pay_settings_and_the_close(client: Client) -> None:
     phone, hq = await hq_phone(client)
     weights = (await client.get("/hq/v1/score-weights", headers=hq)).json()
-    before = len(
-        (await client.get("/hq/v1/audit", params={"entity": "score_weights"}, headers=hq)).json()[
-            "entries"
-        ]
-    )
+    before = len(await rows(client, hq, "score_weights", "default"))
     await client.put("/hq/v1/score-weights", json={**weights, "task_done": "7.5"}, headers=hq)
     await client.put("/hq/v1/score-weights", json=weights, headers=hq)
-    trail_rows = (
-        await client.get("/hq/v1/audit", params={"entity": "score_weights"}, headers=hq)
-    ).json()["entries"]
+    trail_rows = await rows(client, hq, "score_weights", "default")
     assert len(trail_rows) == before + 2
     assert trail_rows[-2]["after"]["task_done"] == "7.50"
 

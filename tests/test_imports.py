@@ -20,6 +20,7 @@ from tests.conftest import (
     unique_code,
     unique_phone,
 )
+from tests.test_audit import rows
 from tests.test_cli import tiantian
 
 Client = httpx.AsyncClient
@@ -63,8 +64,8 @@ async def test_stores_good_and_bad_lines_then_no_change(client: Client, hq: dict
     assert counts(await upload(client, hq, "stores", text)) == (0, 0, 2, 4)
     moved = text.replace(f"{b},导入二店,华东", f"{b},导入二店,华北")
     assert counts(await upload(client, hq, "stores", moved)) == (0, 1, 1, 4)
-    trail = (await client.get("/hq/v1/audit", params={"entity": "store"}, headers=hq)).json()
-    assert [e["action"] for e in trail["entries"] if e["key"] == b] == ["create", "update"]
+    trail = await rows(client, hq, "store", b)
+    assert [e["action"] for e in trail] == ["create", "update"]
 
 
 async def test_advisors_and_products(client: Client, hq: dict[str, str]) -> None:
