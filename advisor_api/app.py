@@ -23,8 +23,10 @@ from litestar.stores.registry import StoreRegistry
 from litestar.types import ControllerRouterHandler, Middleware, Scope
 
 from advisor_api.controllers.advisor import AdvisorController
+from advisor_api.controllers.audit import HqAuditController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
+from advisor_api.controllers.imports import HqImportsController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
 from advisor_api.controllers.insights import InsightsController, TargetsController
 from advisor_api.controllers.o2o import (
@@ -118,6 +120,8 @@ def _routes(
         ChannelOrdersController,
         AdvisorOrdersController,
         HqO2oController,
+        HqAuditController,
+        HqImportsController,
         *extra_routes,
     ]
 

@@ -194,5 +194,6 @@ async def _targets(today: date) -> int:
             AdvisorShareIn(advisor_code(1), 5, 8_000),
             AdvisorShareIn(advisor_code(2), 3, 6_000),
         ],
+        "S0001",
     )
     return saved + 2

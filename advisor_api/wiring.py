@@ -10,7 +10,9 @@ from incentives import ledger
 from incentives.events import MonthClosed
 from members.events import (
     AdvisorLeft,
+    MemberImported,
     MemberJoined,
+    PurchaseImported,
     PurchaseRecorded,
     PurchaseReturned,
     TierReached,
@@ -45,6 +47,9 @@ def wire_domains(conversion_days: int = 7) -> None:
                 ledger.reverse_returned_points,
             ],
             TierReached: [points_tasks.on_tiers_reached],
+            # History imported with --score: the score ledger alone, no tasks for the past.
+            MemberImported: [ledger.credit_new_members],
+            PurchaseImported: [ledger.credit_purchases],
             # The members were handed on already (members.registry); their tasks follow.
             AdvisorLeft: [assignment.on_advisors_left],
             # O2O orders: the store's delivery task follows the order.

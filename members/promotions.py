@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction
 from core.errors import Conflict, FieldError, InvalidInput
@@ -142,6 +143,7 @@ async def create_promotion(data: PromotionIn) -> tuple[bool, PromotionOut]:
             clock.now(),
         )
         if made:
+            await trail.record("points_promotion", data.promotion_id, "create", None, data)
             return True
         earlier = await fetch(
             "SELECT request_hash FROM points_promotion WHERE promotion_id = {}", data.promotion_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -17,7 +18,6 @@ import msgspec
 from core import clock, metrics
 from core.db import (
     LostRace,
-    days_between,
     fetch,
     in_list,
     in_write_transaction,
@@ -27,10 +27,16 @@ from core.db import (
 )
 from core.errors import Conflict, InvalidInput
 from core.events import bus
-from members.events import BoughtLine, MemberJoined, PurchaseRecorded
-from members.figures import REPEAT_WINDOW_DAYS
+from members.events import (
+    BoughtLine,
+    MemberImported,
+    MemberJoined,
+    PurchaseImported,
+    PurchaseRecorded,
+)
+from members.figures import mark_repeats
 from members.points import Earning, book_earnings
-from members.policy import PointsRule, load_policy
+from members.policy import PointsRule, Policy, load_policy
 from members.promotions import extra_points
 from members.receipts import (
     REUSED_RECEIPT,
@@ -44,6 +50,25 @@ from members.receipts import (
 from members.schemas import PurchaseOut, ReceiptResult
 from members.stores import StoreRef
 from members.tiers import effective_tier, refresh_tiers
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Receipts of the chain's past, imported: points at the policy in force on their
+    day, no tasks, no pushes, and score facts only when asked for (``score``)."""
+
+    score: bool
+    policies: tuple[tuple[datetime, Policy], ...]  # (in force from, policy), oldest first
+    # The members a chunk's receipts touched: their RN3 flags and tiers are worked out
+    # once for the chunk (``finish_history``), not once per store in it.
+    touched: set[int] = field(default_factory=set)
+
+    def policy_at(self, at: datetime) -> Policy:
+        chosen = self.policies[0][1]
+        for since, policy in self.policies:
+            if since <= at:
+                chosen = policy
+        return chosen
 
 
 @dataclass(slots=True)
@@ -81,7 +106,7 @@ async def ingest_purchases(
     accepted, repeats, first_by_id = split_repeats(store, raws, results)
     valid = await resolve(store, accepted, rule, results)
     if valid:
-        answers = await in_write_transaction(lambda: _record(store, valid, rule))
+        answers = await in_write_transaction(lambda: record_receipts(store, valid, rule))
         for r in valid:
             results[r.position] = answers[r.receipt_id]
     for r in repeats:
@@ -130,12 +155,12 @@ async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> 
 # --- the transaction -------------------------------------------------------------
 
 
-async def _record(
-    store: StoreRef, receipts: list[Receipt], rule: PointsRule
+async def record_receipts(
+    store: StoreRef, receipts: list[Receipt], rule: PointsRule, history: History | None = None
 ) -> dict[str, ReceiptResult]:
     """1. replays answered; 2. new members joined; 3. balances and the member's latest
     purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told."""
-    if is_postgres():
+    if is_postgres() and (history is None or not history.touched):
         # Batch statements work on hundreds of rows at a time, so planning each afresh
         # costs little, while a generic plan cached when a table was small (a new
         # deployment) can stay a sequential scan for good.
@@ -151,14 +176,30 @@ async def _record(
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
     members = sorted({batch.member_id(r) for r in new})
-    await mark_repeats(members)
+    if history is None:
+        await mark_repeats(members)
+    else:
+        history.touched.update(members)
     policy = await load_policy()
-    await book_earnings(
-        store, [_earning(batch, r) for r in new if batch.points[r.receipt_id]], policy
-    )
-    risen = await refresh_tiers(members, clock.today(store.tz), policy)
-    await _announce(batch, joined)
-    await bus.publish(risen)
+    earned = [r for r in new if batch.points[r.receipt_id]]
+    if history is None:
+        await book_earnings(store, [_earning(batch, r) for r in earned], policy)
+    else:
+        by_policy: dict[int, list[Receipt]] = defaultdict(list)
+        for r in earned:
+            by_policy[id(history.policy_at(r.purchased_at))].append(r)
+        for group in by_policy.values():
+            await book_earnings(
+                store,
+                [_earning(batch, r) for r in group],
+                history.policy_at(group[0].purchased_at),
+            )
+    if history is None:
+        risen = await refresh_tiers(members, clock.today(store.tz), policy)
+        await _announce(batch, joined)
+        await bus.publish(risen)
+    elif history.score:
+        await _announce(batch, joined, imported=True)
     return answers
 
 
@@ -382,26 +423,6 @@ async def _claim_receipts(batch: _Batch, balance_after: dict[str, int]) -> list[
     return claimed
 
 
-async def mark_repeats(member_ids: list[int]) -> None:
-    """RN3's flag on every purchase of these members: bought within 90 days of the
-    member's previous purchase. A receipt sent late can make the next purchase a
-    repeat (or no longer one): each member's purchases are read again in order and
-    only the flags that changed are written (the store totals follow, by trigger)."""
-    if not member_ids:
-        return
-    cond, args = in_list(member_ids, "bigint")
-    gap = days_between(
-        "purchased_on", "LAG(purchased_on) OVER (PARTITION BY member ORDER BY purchased_at, id)"
-    )
-    await fetch(
-        "UPDATE purchase SET repeat = x.rep FROM (SELECT id,"
-        f" COALESCE({gap} <= {REPEAT_WINDOW_DAYS}, false) AS rep"
-        f" FROM purchase WHERE member {cond}) AS x"
-        " WHERE purchase.id = x.id AND purchase.repeat <> x.rep",
-        *args,
-    )
-
-
 async def _write_lines(batch: _Batch) -> None:
     source, args = rows_source(
         [
@@ -429,11 +450,14 @@ async def _write_lines(batch: _Batch) -> None:
     )
 
 
-async def _announce(batch: _Batch, joined: list[dict[str, Any]]) -> None:
-    """Tell the playbook, conversion and the score ledger, in the same transaction."""
+async def _announce(batch: _Batch, joined: list[dict[str, Any]], imported: bool = False) -> None:
+    """Tell the playbook, conversion and the score ledger, in the same transaction
+    (history: the score ledger alone, by the imported events)."""
+    joined_event = MemberImported if imported else MemberJoined
+    bought_event = PurchaseImported if imported else PurchaseRecorded
     await bus.publish(
         [
-            MemberJoined(
+            joined_event(
                 row["id"],
                 batch.store.id,
                 batch.first_receipt[row["phone"]].purchased_on,
@@ -445,7 +469,7 @@ async def _announce(batch: _Batch, joined: list[dict[str, Any]]) -> None:
     )
     await bus.publish(
         [
-            PurchaseRecorded(
+            bought_event(
                 purchase_id=batch.purchase_ids[r.receipt_id],
                 member_id=batch.member_id(r),
                 store_id=batch.store.id,

@@ -167,6 +167,9 @@ EXPECTED: dict[str, Who] = {
     "POST /advisor/v1/orders/{order_id}/delivered": ADVISOR,
     "GET /hq/v1/o2o/orders": HQ,
     "GET /hq/v1/o2o/routing": HQ,
+    # Head office: the audit trail
+    "GET /hq/v1/audit": HQ,
+    "POST /hq/v1/imports/{kind}": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -393,6 +396,7 @@ class Call:
     path: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     body: Any = None
+    csv: str | None = None  # a text/csv body instead of JSON
 
 
 def _new_member(w: World) -> Call:
@@ -539,6 +543,11 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
     ),
     "GET /hq/v1/o2o/orders": lambda w: Call(query={"status": "unrouted", "limit": 10}),
     "GET /hq/v1/o2o/routing": lambda w: Call(query={"period": "2026-11"}),
+    "GET /hq/v1/audit": lambda w: Call(query={"entity": "store", "limit": 5}),
+    "POST /hq/v1/imports/{kind}": lambda w: Call(
+        path={"kind": "products"},
+        csv=f"sku,name,category\n{unique_code('P')},矩阵米粉,cereal\n",
+    ),
 }
 
 
@@ -563,6 +572,11 @@ async def send(
     method, template = operation.split(" ", 1)
     call = REQUESTS[operation](w)
     path = re.sub(r"\{(\w+)\}", lambda m: str(call.path[m.group(1)]), template)
+    if call.csv is not None:
+        csv_headers = {**headers, "Content-Type": "text/csv"}
+        return await client.request(
+            method, path, params=call.query, content=call.csv.encode(), headers=csv_headers
+        )
     return await client.request(method, path, params=call.query, json=call.body, headers=headers)
 
 

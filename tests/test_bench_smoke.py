@@ -120,3 +120,12 @@ def test_o2o_runs() -> None:
         assert "floor: bare nearest-store query" in out and "POST /o2o/v1/orders" in out
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_import() -> None:
+    out = bench(
+        "import.py", "--stores", "5", "--members", "200", "--purchases", "600",
+        "--admin-url", ADMIN_URL,
+    )  # fmt: skip
+    assert "import rows/s" in out and "COPY rows/s" in out
+    assert "= points computed" in out and ": True" in out
