@@ -147,7 +147,7 @@ async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> 
     accepted, _, _ = split_repeats(store, [raw], results)
     valid = await resolve(store, accepted, rule, results)
     if valid:
-        results[0] = (await _record(store, valid, rule))[valid[0].receipt_id]
+        results[0] = (await record_receipts(store, valid, rule))[valid[0].receipt_id]
     assert results[0] is not None
     return results[0]
 
