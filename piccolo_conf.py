@@ -45,7 +45,9 @@ DB = engine_from_url(os.environ.get("DATABASE_URL"))
 
 APP_REGISTRY = AppRegistry(
     apps=[
+        "audit.piccolo_app",
         "members.piccolo_app",
+        "orders.piccolo_app",
         "tasks.piccolo_app",
         "incentives.piccolo_app",
         "notifications.piccolo_app",

@@ -23,10 +23,17 @@ from litestar.stores.registry import StoreRegistry
 from litestar.types import ControllerRouterHandler, Middleware, Scope
 
 from advisor_api.controllers.advisor import AdvisorController
+from advisor_api.controllers.audit import HqAuditController
 from advisor_api.controllers.hq import HqRegistryController
 from advisor_api.controllers.hq_tasks import HqPlaybookController
+from advisor_api.controllers.imports import HqImportsController
 from advisor_api.controllers.incentives import HqIncentivesController, LeaderboardController
 from advisor_api.controllers.insights import InsightsController, TargetsController
+from advisor_api.controllers.o2o import (
+    AdvisorOrdersController,
+    ChannelOrdersController,
+    HqO2oController,
+)
 from advisor_api.controllers.ops import MetricsController, live, ready
 from advisor_api.controllers.owner import OwnerController
 from advisor_api.controllers.points import HqPointsController
@@ -37,7 +44,15 @@ from advisor_api.login_guard import PhoneLockout
 from advisor_api.observe import configure_logging, request_log
 from advisor_api.openapi import document_problems, state_schemas_exactly, strict_bodies
 from advisor_api.scheduler import Scheduler
-from advisor_api.security import POS_SCHEME, POS_SECURITY_SCHEME, PosKeys, build_jwt_auth
+from advisor_api.security import (
+    CHANNEL_SCHEME,
+    CHANNEL_SECURITY_SCHEME,
+    POS_SCHEME,
+    POS_SECURITY_SCHEME,
+    ChannelKeys,
+    PosKeys,
+    build_jwt_auth,
+)
 from advisor_api.settings import Settings
 from advisor_api.today_cache import TodayCache
 from advisor_api.web import index, template_config, web_router
@@ -56,7 +71,11 @@ def _lifespan(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with connection_pool(POOL_MAX_SIZE):
             jobs = (
-                Scheduler(build_dispatcher(settings.push), settings.push.interval_seconds)
+                Scheduler(
+                    build_dispatcher(settings.push),
+                    settings.push.interval_seconds,
+                    settings.o2o_limits,
+                )
                 if scheduler
                 else None
             )
@@ -98,6 +117,11 @@ def _routes(
         HqPointsController,
         InsightsController,
         TargetsController,
+        ChannelOrdersController,
+        AdvisorOrdersController,
+        HqO2oController,
+        HqAuditController,
+        HqImportsController,
         *extra_routes,
     ]
 
@@ -111,7 +135,12 @@ def _openapi() -> OpenAPIConfig:
         "(application/problem+json) naming the fields at fault.",
         path="/schema",
         render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-        components=Components(security_schemes={POS_SECURITY_SCHEME: POS_SCHEME}),
+        components=Components(
+            security_schemes={
+                POS_SECURITY_SCHEME: POS_SCHEME,
+                CHANNEL_SECURITY_SCHEME: CHANNEL_SCHEME,
+            }
+        ),
     )
 
 
@@ -164,6 +193,7 @@ def create_app(
         "settings": settings,
         "jwt_auth": jwt_auth,
         "pos_keys": PosKeys(settings.pos_key_cache_seconds),
+        "channel_keys": ChannelKeys(settings.pos_key_cache_seconds),
         "scheduler": None,
         "today_cache": today_cache,
         "login_lockout": PhoneLockout(

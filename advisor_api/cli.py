@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import tempfile
+import time as time_module
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import date, time
 from typing import Any
@@ -26,6 +27,10 @@ async def _with_pool(work: Callable[[], Awaitable[Any]]) -> Any:
 
 
 def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    from audit import trail
+
+    # What a command changes goes on the audit trail as done on the server's shell.
+    trail.acting_as(f"cli:{os.environ.get('USER') or 'shell'}")
     try:
         return asyncio.run(coro)
     except DomainError as exc:
@@ -116,6 +121,71 @@ def cmd_user_create(args: argparse.Namespace) -> None:
     print(f"created {args.role} login {user_id} for {args.phone}")
 
 
+def _bar(total: int) -> Callable[[int], None]:
+    """A progress bar on stderr: lines done of the file's lines, and the rate."""
+    started = time_module.monotonic()
+
+    def show(done: int) -> None:
+        share = min(done / total, 1.0) if total else 1.0
+        filled = int(share * 30)
+        rate = done / max(time_module.monotonic() - started, 1e-6)
+        print(
+            f"\r[{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} lines"
+            f" {share:6.1%} {rate:,.0f} lines/s",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return show
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    """An import from a CSV file, read as it goes; the summary line, then the refused
+    lines. Exits 1 when any line was refused."""
+    from advisor_api.settings import Settings
+    from core.csvfile import read_csv_lines
+    from members.imports import COLUMNS, run_import
+    from members.policy import PointsRule
+
+    path = args.file
+    with open(path, "rb") as raw:
+        total = max(sum(1 for _ in raw) - 1, 0)
+        raw.seek(max(raw.seek(0, os.SEEK_END) - 1, 0))
+        complete = raw.read(1) in (b"\n", b"")
+    columns = COLUMNS[args.kind]
+    rule = PointsRule(points_per_yuan=Settings.from_env().points_per_yuan)
+
+    # Read as it goes, on the loop's thread: a command line has nothing else to serve.
+    text = open(path, encoding="utf-8-sig", newline="")
+
+    async def work() -> Any:
+        records = read_csv_lines(text, columns.required, columns.optional)
+        return await run_import(
+            args.kind,
+            records,
+            complete=complete,
+            rule=rule,
+            score=args.score,
+            progress=_bar(total + 1),
+        )
+
+    try:
+        with text:
+            report = _run(_with_pool(work))
+    except UnicodeDecodeError as exc:
+        raise SystemExit(f"error: {path} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    print(file=sys.stderr)
+    print(
+        f"created {report.created}, updated {report.updated},"
+        f" unchanged {report.unchanged}, rejected {len(report.rejected)}"
+    )
+    for r in report.rejected:
+        print(f"line {r.line}: {r.field}: {r.message}")
+    if report.rejected:
+        raise SystemExit(1)
+
+
 def cmd_pos_key_create(args: argparse.Namespace) -> None:
     from members.accounts import create_pos_key
 
@@ -124,13 +194,35 @@ def cmd_pos_key_create(args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_channel_key_create(args: argparse.Namespace) -> None:
+    from orders.channels import create_channel_key
+
+    key = _run(_with_pool(lambda: create_channel_key(args.name)))
+    print(f"sales-channel key for {args.name} (shown once; only its hash is kept):")
+    print(key)
+
+
+def cmd_o2o_reroute(_: argparse.Namespace) -> None:
+    from advisor_api.settings import Settings
+    from orders.services import reroute_overdue
+
+    limits = Settings.from_env().o2o_limits
+    print(f"moving O2O orders not accepted within {limits.accept_minutes} minutes …")
+    report = _run(_with_pool(lambda: reroute_overdue(limits, batch=1_000_000)))
+    print(
+        f"timed out {report.timed_out}, unrouted offered again and taken {report.offered},"
+        f" left unrouted {report.unrouted}"
+    )
+
+
 async def _scheduler_forever() -> None:
     from advisor_api.scheduler import Scheduler
-    from advisor_api.settings import PushSettings
+    from advisor_api.settings import Settings
     from advisor_api.wiring import build_dispatcher
 
-    push = PushSettings.from_env()
-    jobs = Scheduler(build_dispatcher(push), push.interval_seconds)
+    settings = Settings.from_env()
+    push = settings.push
+    jobs = Scheduler(build_dispatcher(push), push.interval_seconds, settings.o2o_limits)
     await jobs.start()
     try:
         await asyncio.Event().wait()
@@ -271,7 +363,35 @@ def parser() -> argparse.ArgumentParser:
     key_create = pos_key.add_parser("create", help="make a key for a store's till")
     key_create.add_argument("--store", required=True)
     key_create.set_defaults(func=cmd_pos_key_create)
+    _o2o_commands(sub)
+    _import_parser(sub)
     return p
+
+
+def _o2o_commands(sub: Any) -> None:
+    channel_key = sub.add_parser("channel-key", help="O2O sales channels' keys").add_subparsers(
+        dest="action", required=True
+    )
+    channel_create = channel_key.add_parser("create", help="make a key for a sales channel")
+    channel_create.add_argument("--name", required=True, help="e.g. 小程序")
+    channel_create.set_defaults(func=cmd_channel_key_create)
+
+    o2o = sub.add_parser("o2o", help="O2O orders").add_subparsers(dest="action", required=True)
+    o2o.add_parser(
+        "reroute", help="move every order past its accept time limit to its next store now"
+    ).set_defaults(func=cmd_o2o_reroute)
+
+
+def _import_parser(sub: Any) -> None:
+    imports = sub.add_parser(
+        "import", help="import stores, advisors, products, members or purchases from CSV"
+    )
+    imports.add_argument("kind", choices=["stores", "advisors", "products", "members", "purchases"])
+    imports.add_argument("file", help="UTF-8 CSV (BOM allowed) with a header row")
+    imports.add_argument(
+        "--score", action="store_true", help="purchases and members: book score facts too"
+    )
+    imports.set_defaults(func=cmd_import)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from advisor_api.demo_history import live_history
+from advisor_api.demo_o2o import DemoOrders
 from core import clock
 from members import accounts, babies, registry
 from members.schemas import (
@@ -81,12 +82,18 @@ async def seed_demo(progress: Callable[[str], None] = lambda _: None) -> str:
     await _registry()
     prices = {p[0]: Decimal(p[6]) for p in PRODUCTS}
     joins, receipts = await _members(rng, today, prices)
-    lived = await live_history(joins, receipts, today, rng, progress)
+    orders = DemoOrders(joins, STORES)
+    await orders.open()
+    lived = await live_history(
+        joins, receipts, today, rng, progress, lambda day: orders.day(day, today)
+    )
+    await orders.now()
     members = sum(len(m) for m in joins.values())
     return (
         f"seeded {len(STORES)} stores, {len(ADVISOR_NAMES)} advisors, {members} members,"
         f" {lived['receipts']} receipts, {lived['calls']} calls, {lived['redemptions']}"
-        f" redemptions, {lived['returns']} returns, {lived['targets']} targets"
+        f" redemptions, {lived['returns']} returns, {lived['targets']} targets,"
+        f" {orders.made} O2O orders"
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ async def live_history(
     today: date,
     rng: random.Random,
     progress: Callable[[str], None] = lambda _: None,
+    each_day: Callable[[date], Awaitable[None]] | None = None,
 ) -> dict[str, int]:
     """Replay members joining and their receipts (by store code) day by day up to
     yesterday, each day at its own time: the daily run after midnight, HQ's
@@ -81,6 +82,8 @@ async def live_history(
                     stores[code], batch, _at(day, time(21, 40)), rng
                 )
                 till[0], till[1] = till[0] + spent, till[1] + back
+        if each_day is not None:  # the day's O2O orders (each step at its own time)
+            await each_day(day)
         if day.day == 1:
             progress(f"demo history: {day:%Y-%m} ({sold} receipts, {calls} calls so far)")
         day += timedelta(days=1)
@@ -191,5 +194,6 @@ async def _targets(today: date) -> int:
             AdvisorShareIn(advisor_code(1), 5, 8_000),
             AdvisorShareIn(advisor_code(2), 3, 6_000),
         ],
+        "S0001",
     )
     return saved + 2

@@ -22,6 +22,7 @@ from core.lease import Leadership
 from members.queries import timezones_in_use
 from notifications.dispatch import Dispatcher
 from notifications.services import DIGEST_AT, queue_digests
+from orders.services import Limits, reroute_overdue
 
 log = logging.getLogger("tiantian.scheduler")
 
@@ -30,9 +31,15 @@ DIGEST_CRON = {"hour": DIGEST_AT.hour, "minute": DIGEST_AT.minute}  # 08:30 stor
 
 
 class Scheduler:
-    def __init__(self, dispatcher: Dispatcher | None = None, push_every: float = 5.0) -> None:
+    def __init__(
+        self,
+        dispatcher: Dispatcher | None = None,
+        push_every: float = 5.0,
+        o2o: Limits | None = None,
+    ) -> None:
         self.dispatcher = dispatcher
         self.push_every = push_every
+        self.o2o = o2o or Limits()
         self.jobs = AsyncIOScheduler(
             timezone="UTC",
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
@@ -48,6 +55,9 @@ class Scheduler:
 
     async def start(self) -> None:
         self.jobs.add_job(self._sync_zones, IntervalTrigger(minutes=1), id="zones")
+        # O2O orders past their accept limit move on: the leader alone, like the daily
+        # run; a standby takes over with the lease.
+        self.jobs.add_job(self._o2o_reroute, IntervalTrigger(minutes=1), id="o2o-reroute")
         if self.dispatcher is not None:
             # Every scheduler dispatches, leader or not: claims skip each other's rows.
             self.jobs.add_job(
@@ -93,6 +103,18 @@ class Scheduler:
         day = clock.today(clock.zone(zone))
         made = await queue_digests(day, DIGEST_AT, [zone])
         log.info("morning digests for %s on %s: %s queued", zone, day, made)
+
+    async def _o2o_reroute(self) -> None:
+        if not await self.leadership.check():
+            return
+        report = await reroute_overdue(self.o2o)
+        if report.timed_out or report.offered:
+            log.info(
+                "o2o orders: %s timed out, %s unrouted offered again, %s left unrouted",
+                report.timed_out,
+                report.offered,
+                report.unrouted,
+            )
 
     async def _push(self) -> None:
         assert self.dispatcher is not None

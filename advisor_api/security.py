@@ -16,9 +16,11 @@ from litestar.openapi.spec import SecurityScheme
 from litestar.security.jwt import JWTAuth, JWTAuthenticationMiddleware, Token
 
 from advisor_api.settings import Settings
+from audit import trail
 from members import accounts
 from members.accounts import Principal, Role
 from members.stores import StoreRef
+from orders.channels import Channel, channel_for_key, channel_key_hash
 
 POS_KEY_HEADER = "X-API-Key"
 POS_SECURITY_SCHEME = "PosApiKey"
@@ -30,6 +32,16 @@ POS_SCHEME = SecurityScheme(
     description="One key per store, made with `tiantian pos-key create --store CODE`.",
 )
 
+CHANNEL_SECURITY_SCHEME = "ChannelApiKey"
+CHANNEL_SECURITY: list[dict[str, list[str]]] = [{CHANNEL_SECURITY_SCHEME: []}]
+CHANNEL_SCHEME = SecurityScheme(
+    type="apiKey",
+    name=POS_KEY_HEADER,
+    security_scheme_in="header",
+    description="One key per sales channel (mini-program, app, web shop), made with "
+    "`tiantian channel-key create --name NAME`. A till's POS key is not one.",
+)
+
 # Paths a bearer token is not asked for: the till has its own key.
 # Pages sign in with a cookie of their own (advisor_api.web), not the Bearer header.
 PUBLIC_PATHS = [
@@ -38,6 +50,7 @@ PUBLIC_PATHS = [
     "^/schema",
     "^/auth/login",
     "^/pos/",
+    "^/o2o/",  # a sales channel's key
     "^/web",
     "^/$",
 ]
@@ -126,8 +139,15 @@ def requires_role(
             raise NotAuthorizedException("sign in first")
         if user.role not in roles:
             raise PermissionDeniedException(f"this needs the {' or '.join(roles)} role")
+        # Whatever this request changes goes on the audit trail under this name.
+        trail.acting_as(actor_name(user))
 
     return guard
+
+
+def actor_name(user: Principal) -> str:
+    """How the audit trail names a signed-in person: role and login phone."""
+    return f"{user.role}:{user.phone}"
 
 
 class PosKeys:
@@ -151,3 +171,25 @@ class PosKeys:
             self._cache.clear()
         self._cache[digest] = (time.monotonic() + self._ttl, store)
         return store
+
+
+class ChannelKeys:
+    """Sales channels by key, remembered for a few seconds like the tills' keys."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._cache: dict[str, tuple[float, Channel]] = {}
+
+    async def channel_for(self, key: str) -> Channel:
+        digest = channel_key_hash(key)
+        hit = self._cache.get(digest)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        channel = await channel_for_key(key)
+        if channel is None:
+            self._cache.pop(digest, None)
+            raise NotAuthorizedException(f"unknown or revoked sales-channel {POS_KEY_HEADER}")
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[digest] = (time.monotonic() + self._ttl, channel)
+        return channel

@@ -9,6 +9,8 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from orders.services import Limits
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET_FILE = REPO_ROOT / "var" / "jwt-secret"
 
@@ -52,6 +54,13 @@ def _decimal(name: str, default: str) -> Decimal:
     if not value.is_finite() or value < 0:
         raise ValueError(f"{name} must be a non-negative number, got {raw!r}")
     return value
+
+
+def _positive_int(name: str, default: str) -> int:
+    raw = os.environ.get(name, default)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number from 1, got {raw!r}")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,10 @@ class Settings:
     access_log: bool = True
     # Origins a browser app may call the API from (CORS); none by default.
     cors_origins: tuple[str, ...] = ()
+    # O2O orders: how far from the address a store may be to take an order, and how
+    # long a store has to accept one before it moves to the next.
+    o2o_radius_km: float = 10.0
+    o2o_accept_minutes: int = 30
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -131,4 +144,10 @@ class Settings:
             log_format=log_format,
             access_log=os.environ.get("TIANTIAN_ACCESS_LOG", "1") not in ("0", "false", "no"),
             cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
+            o2o_radius_km=float(_decimal("TIANTIAN_O2O_RADIUS_KM", "10")),
+            o2o_accept_minutes=_positive_int("TIANTIAN_O2O_ACCEPT_MINUTES", "30"),
         )
+
+    @property
+    def o2o_limits(self) -> Limits:
+        return Limits(self.o2o_radius_km, self.o2o_accept_minutes)

@@ -10,7 +10,9 @@ from incentives import ledger
 from incentives.events import MonthClosed
 from members.events import (
     AdvisorLeft,
+    MemberImported,
     MemberJoined,
+    PurchaseImported,
     PurchaseRecorded,
     PurchaseReturned,
     TierReached,
@@ -18,7 +20,8 @@ from members.events import (
 from notifications import services as pushes
 from notifications.dispatch import Dispatcher
 from notifications.senders import FcmSender, LogSender, PushSender
-from tasks import assignment, conversion, generation, points_tasks
+from orders.events import OrderAccepted, OrderDelivered, OrderMovedAway, OrderRouted
+from tasks import assignment, conversion, deliveries, generation, points_tasks
 from tasks.events import TaskAssigned, TaskSettled
 
 
@@ -44,8 +47,16 @@ def wire_domains(conversion_days: int = 7) -> None:
                 ledger.reverse_returned_points,
             ],
             TierReached: [points_tasks.on_tiers_reached],
+            # History imported with --score: the score ledger alone, no tasks for the past.
+            MemberImported: [ledger.credit_new_members],
+            PurchaseImported: [ledger.credit_purchases],
             # The members were handed on already (members.registry); their tasks follow.
             AdvisorLeft: [assignment.on_advisors_left],
+            # O2O orders: the store's delivery task follows the order.
+            OrderRouted: [deliveries.on_orders_routed],
+            OrderMovedAway: [deliveries.on_orders_moved_away],
+            OrderAccepted: [deliveries.on_orders_accepted],
+            OrderDelivered: [deliveries.on_orders_delivered],
             TaskAssigned: [pushes.on_tasks_assigned],
             TaskSettled: [ledger.credit_tasks],
             MonthClosed: [pushes.on_month_closed],

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import socket
 import statistics
@@ -193,9 +194,14 @@ async def expiry_part(url: str, day: date) -> None:
     from members.lots import expire_points
     from members.queries import timezones_in_use
 
-    lapse_day = add_months(day, 18)
     conn = await asyncpg.connect(url)
     try:
+        # The day after the data set's two oldest months of lots lapse (its lots expire
+        # two years on, so no day near ``day`` lapses any).
+        oldest = await conn.fetchval(
+            "SELECT min(expires_on) FROM points_lot WHERE earned > used + expired"
+        )
+        lapse_day = add_months(oldest, 1) + timedelta(days=1) if oldest else day
         lots = await conn.fetchval(
             "SELECT COUNT(*) FROM points_lot WHERE earned > used + expired AND expires_on < $1",
             lapse_day,
@@ -244,8 +250,11 @@ def serve(port: int) -> None:
             "cards": [],
         }
 
+    app = create_app(scheduler=False, extra_routes=[plain])
+    # One access line per request would swamp the figures this prints.
+    logging.getLogger("tiantian.access").setLevel(logging.WARNING)
     uvicorn.run(
-        create_app(scheduler=False, extra_routes=[plain]),
+        app,
         host="127.0.0.1",
         port=port,
         log_level="warning",

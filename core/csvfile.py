@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 from msgspec import Struct
@@ -58,6 +59,51 @@ class Record:
             raise BadValue(name, f"must be from {minimum} to {maximum}")
         return number
 
+    def optional(self, name: str, max_length: int = 100) -> str | None:
+        return self.text(name, required=False, max_length=max_length) or None
+
+    def number(self, name: str, minimum: float, maximum: float) -> float | None:
+        value = self.optional(name, 32)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            raise BadValue(name, "must be a number") from None
+        if not minimum <= number <= maximum:
+            raise BadValue(name, f"must be from {minimum:g} to {maximum:g}")
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = (self.optional(name, 8) or "").lower()
+        if not value:
+            return default
+        if value in {"true", "1", "yes", "y", "是"}:
+            return True
+        if value in {"false", "0", "no", "n", "否"}:
+            return False
+        raise BadValue(name, "must be true or false")
+
+    def day(self, name: str) -> date | None:
+        value = self.optional(name, 10)
+        if value is None:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise BadValue(name, "must be a date YYYY-MM-DD") from None
+
+    def instant(self, name: str, required: bool = True) -> datetime | None:
+        """A time with or without an offset (without: the caller reads it in the
+        store's zone)."""
+        value = self.text(name, required=required, max_length=40)
+        if not value:
+            return None
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            raise BadValue(name, "must be a time like 2026-11-23T10:15:00+08:00") from None
+
 
 def read_csv(
     body: bytes, required: Sequence[str], optional: Sequence[str] = ()
@@ -67,7 +113,15 @@ def read_csv(
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInput.on("body", f"is not UTF-8 (byte {exc.start + 1})") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    return read_csv_lines(io.StringIO(text, newline=""), required, optional)
+
+
+def read_csv_lines(
+    lines: Iterable[str], required: Sequence[str], optional: Sequence[str] = ()
+) -> Iterator[Record]:
+    """As ``read_csv``, from text read as it goes (a file of millions of lines opened
+    with ``encoding="utf-8-sig", newline=""``)."""
+    reader = csv.reader(lines)
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:
@@ -95,7 +149,8 @@ def _records(reader: Any, header: list[str]) -> Iterator[Record]:
         start, line = line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if any(len(cell) > MAX_FIELD for cell in row):
+        # A NUL is no character of any value (PostgreSQL refuses it in text).
+        if any(len(cell) > MAX_FIELD or "\x00" in cell for cell in row):
             yield Record(start, {}, too_long=True)
             continue
         yield Record(start, dict(zip(header, row, strict=False)))
@@ -109,7 +164,7 @@ def each_record(
     for record in records:
         try:
             if record.too_long:
-                raise BadValue("line", f"has a cell longer than {MAX_FIELD} characters")
+                raise BadValue("line", f"has a cell longer than {MAX_FIELD} characters or a NUL")
             found.append((record.line, read(record)))
         except BadValue as exc:
             rejected.append(Rejected(record.line, exc.field, exc.message))

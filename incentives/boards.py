@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from audit import queries as trail_queries
 from core import clock
 from core.errors import NotFound
 from core.money import fen_to_yuan
@@ -26,7 +27,7 @@ from incentives.queries import (
     viewer_of,
 )
 from incentives.ranking import ADVISORS, STORES, Ranked
-from incentives.rules import Rates, score_text
+from incentives.rules import Rates, rates_for, score_text
 from incentives.schemas import (
     AdvisorEntry,
     AdvisorTable,
@@ -37,6 +38,7 @@ from incentives.schemas import (
     LedgerRef,
     MyRanks,
     MyScore,
+    PayChange,
     PkMatch,
     PkRecord,
     PkSide,
@@ -278,7 +280,27 @@ def rates_out(rates: Rates) -> BonusRatesOut:
     )
 
 
-def statement_out(statement: statements.Statement) -> BonusStatementOut:
+async def pay_changes(month: str) -> list[PayChange]:
+    """The trail's changes to the rates this month is paid at (the row in force for it),
+    so a statement says when and by whom its rates were last set."""
+    in_force = (await rates_for(month)).effective_from
+    found = await trail_queries.entries("bonus_rates", keys=[in_force])
+    hq_zone = clock.zone(clock.DEFAULT_TIMEZONE)
+    return [
+        PayChange(
+            at=e.at,
+            who=e.who,
+            entity=e.entity,
+            key=e.key,
+            note=f"rates changed on {e.at.astimezone(hq_zone):%Y-%m-%d %H:%M} by {e.who}",
+        )
+        for e in found.entries
+    ]
+
+
+def statement_out(
+    statement: statements.Statement, changes: list[PayChange] | None = None
+) -> BonusStatementOut:
     lines = []
     for line in statement.lines:
         which = "" if line.original_date is None else f"&original_date={line.original_date}"
@@ -304,6 +326,7 @@ def statement_out(statement: statements.Statement) -> BonusStatementOut:
         rates=rates_out(statement.rates),
         total=fen_to_yuan(statement.total_fen),
         lines=lines,
+        changes=changes or [],
     )
 
 

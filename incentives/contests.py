@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction, rows_source
 from core.errors import InvalidInput, NotFound
@@ -109,6 +110,22 @@ async def _create(data: ContestIn) -> tuple[Contest, list[str]]:
                 contest_id,
                 *args,
             )
+        await trail.record(
+            "contest",
+            str(contest_id),
+            "create",
+            None,
+            {
+                "name": name,
+                "kind": kind,
+                "subject": subject,
+                "scope": scope.text,
+                "starts_on": starts_on,
+                "ends_on": ends_on,
+                "weights": chosen.shown(),
+                "pairs": len(pair_ids),
+            },
+        )
         return contest_id
 
     contest_id = await in_write_transaction(work)

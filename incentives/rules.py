@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
+from audit import trail
 from core import clock
 from core.db import fetch, hold_books, in_write_transaction
 from core.errors import InvalidInput
-from core.money import decimal_of, fen_of
+from core.money import decimal_of, fen_of, yuan_text
 from core.periods import month_of, month_or_error, next_month, parse_period
 from incentives.schemas import BonusRatesIn, ScoreWeightsIO
 from members.queries import timezones_in_use
@@ -114,6 +116,8 @@ async def set_weights(weights: Weights) -> Weights:
 
     async def work() -> Weights:
         await hold_ledger(alone=True)
+        before = await load_weights()
+        await trail.record("score_weights", "default", "update", before.shown(), weights.shown())
         await fetch(
             "UPDATE score_weights SET new_member = {}, points = {}, task_done = {},"
             " task_converted = {}, updated_at = {}",
@@ -185,12 +189,40 @@ async def rates_for(month: str) -> Rates:
     )
 
 
+def _rates_shown(row: dict[str, Any]) -> dict[str, Any]:
+    """Rates as HQ reads them on the trail: yuan, and the gate as a fraction."""
+    gate = row["completion_gate_bp"]
+    return {
+        "per_new_member": yuan_text(int(row["per_new_member_fen"])),
+        "per_1000_points": yuan_text(int(row["per_1000_points_fen"])),
+        "completion_gate": None if gate is None else str(Decimal(int(gate)) / 10_000),
+    }
+
+
 async def set_rates(rates: Rates) -> Rates:
     """Rates from a month on. Alone on the ledger, so that a month being closed meanwhile
     pays every line at the rates its statement shows."""
 
     async def work() -> None:
         await hold_ledger(alone=True)
+        before = await fetch(
+            "SELECT per_new_member_fen, per_1000_points_fen, completion_gate_bp"
+            " FROM bonus_rates WHERE effective_from = {}",
+            rates.effective_from,
+        )
+        await trail.record(
+            "bonus_rates",
+            rates.effective_from,
+            "update" if before else "create",
+            _rates_shown(before[0]) if before else None,
+            _rates_shown(
+                {
+                    "per_new_member_fen": rates.per_new_member_fen,
+                    "per_1000_points_fen": rates.per_1000_points_fen,
+                    "completion_gate_bp": rates.completion_gate_bp,
+                }
+            ),
+        )
         await fetch(
             "INSERT INTO bonus_rates (effective_from, per_new_member_fen, per_1000_points_fen,"
             " completion_gate_bp, updated_at) VALUES ({}, {}, {}, {}, {})"

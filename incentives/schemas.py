@@ -143,6 +143,16 @@ class StatementLineOut(StatementFigures):
     ledger: LedgerRef
 
 
+class PayChange(Struct):
+    """A change on the audit trail that affects this statement's pay."""
+
+    at: datetime
+    who: str
+    entity: str
+    key: str
+    note: str  # "rates changed on 2026-11-03 10:15 by hq:13800000001"
+
+
 class BonusStatementOut(Struct):
     period: str
     status: Literal["open", "closed"]
@@ -150,6 +160,7 @@ class BonusStatementOut(Struct):
     rates: BonusRatesOut
     total: Decimal
     lines: list[StatementLineOut]
+    changes: list[PayChange] = []
 
 
 class LedgerEntryOut(Struct):

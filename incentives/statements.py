@@ -22,11 +22,12 @@ from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction, rows_source
 from core.errors import Conflict
 from core.events import bus
-from core.money import fen_to_yuan
+from core.money import fen_to_yuan, yuan_text
 from core.periods import parse_period, previous
 from incentives.events import MonthClosed
 from incentives.rules import Rates, hold_ledger, month_has_ended, rates_for
@@ -241,6 +242,18 @@ async def close_month(month: str) -> tuple[bool, Statement]:
             rates.per_new_member_fen,
             rates.per_1000_points_fen,
             rates.completion_gate_bp,
+        )
+        await trail.record(
+            "month_close",
+            month,
+            "close",
+            None,
+            {
+                "lines": len(lines),
+                "per_new_member": yuan_text(rates.per_new_member_fen),
+                "per_1000_points": yuan_text(rates.per_1000_points_fen),
+                "completion_gate_bp": rates.completion_gate_bp,
+            },
         )
         # What the brand owes each store for points is frozen by the same close.
         await settlement.freeze(month)

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from audit import trail
 from core.csvfile import BadValue, Record, Rejected, each_record, read_csv
 from core.db import fetch, in_list, in_write_transaction, rows_source
 from core.errors import InvalidInput, Malformed, msgspec_field_error
@@ -33,6 +34,7 @@ from members.insights import grouped, key_column
 from members.queries import (
     ADVISORS,
     STORES,
+    advisor_codes_by_id,
     advisor_ids_by_code,
     advisor_ids_of_store,
     store_ids_by_code,
@@ -95,6 +97,7 @@ async def save_targets(
     advisors = await advisor_ids_by_code([t.code for _, t in lines if t.subject == "advisor"])
     seen: dict[tuple[str, str], int] = {}
     rows = []
+    codes: dict[tuple[str, int], str] = {}
     for line, target in lines:
         known = stores.get(target.code) if target.subject == "store" else advisors.get(target.code)
         if known is None:
@@ -105,9 +108,43 @@ async def save_targets(
             rejected.append(Rejected(line, "code", f"{target.code} is already on line {earlier}"))
             continue
         subject_id = known if isinstance(known, int) else known[0]
+        codes[(target.subject, subject_id)] = target.code
         rows.append((target.subject, subject_id, target.new_members, target.points))
-    await in_write_transaction(lambda: _upsert(month, rows, set_by))
+
+    async def work() -> None:
+        await _audit(month, month, rows, codes)
+        await _upsert(month, rows, set_by)
+
+    await in_write_transaction(work)
     return SaveReport(month, len(rows), sorted(rejected, key=lambda r: r.line))
+
+
+async def _audit(
+    month: str,
+    key: str,
+    rows: Sequence[tuple[str, int, int, int]],
+    codes: dict[tuple[str, int], str],
+    replaced: Sequence[int] = (),
+) -> None:
+    """One trail row for a save: the targets it touches as they were and as they are
+    (``replaced``: advisors whose targets the save removes when it leaves them out)."""
+    if not rows and not replaced:
+        return
+    ids, args = in_list(sorted({r[1] for r in rows} | set(replaced)), "int")
+    found = await fetch(
+        f"SELECT subject, subject_id, new_members, points FROM target"
+        f" WHERE month = {{}} AND subject_id {ids}",
+        month,
+        *args,
+    )
+    wanted = set(codes)
+    before = {
+        f"{r['subject']}:{codes[(r['subject'], r['subject_id'])]}": [r["new_members"], r["points"]]
+        for r in found
+        if (r["subject"], r["subject_id"]) in wanted
+    }
+    after = {f"{s}:{codes[(s, i)]}": [n, p] for s, i, n, p in rows}
+    await trail.record("targets", key, "update" if before else "create", before, after)
 
 
 async def _upsert(month: str, rows: Sequence[tuple[str, int, int, int]], set_by: str) -> None:
@@ -130,11 +167,14 @@ async def _upsert(month: str, rows: Sequence[tuple[str, int, int, int]], set_by:
     )
 
 
-async def split_store_target(store_id: int, month: str, shares: Sequence[AdvisorShareIn]) -> None:
+async def split_store_target(
+    store_id: int, month: str, shares: Sequence[AdvisorShareIn], store_code: str = ""
+) -> None:
     """The owner's split of the store's month: it replaces the store's advisor targets
     (an advisor left out falls back to the store's share)."""
     found = await advisor_ids_by_code([s.code for s in shares])
     rows, seen = [], set()
+    codes: dict[tuple[str, int], str] = {}
     for i, part in enumerate(shares):
         advisor = found.get(part.code)
         if advisor is None or advisor[1] != store_id:
@@ -142,10 +182,15 @@ async def split_store_target(store_id: int, month: str, shares: Sequence[Advisor
         if part.code in seen:
             raise InvalidInput.on(f"advisors[{i}].code", f"{part.code} is given twice")
         seen.add(part.code)
+        codes[("advisor", advisor[0])] = part.code
         rows.append(("advisor", advisor[0], part.new_members, part.points))
 
     async def replace() -> None:
-        staff, staff_args = in_list(await advisor_ids_of_store(store_id), "int")
+        staff_ids = await advisor_ids_of_store(store_id)
+        for advisor_id, code in (await advisor_codes_by_id(staff_ids)).items():
+            codes.setdefault(("advisor", advisor_id), code)
+        await _audit(month, f"{month}:{store_code}", rows, codes, staff_ids)
+        staff, staff_args = in_list(staff_ids, "int")
         await fetch(
             f"DELETE FROM target WHERE month = {{}} AND subject = 'advisor' AND subject_id {staff}",
             month,

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal
 
+from audit import trail
 from core.db import fetch, in_write_transaction
 from core.errors import Conflict, InvalidInput, NotFound
 from members.phones import phone_or_error
@@ -143,6 +144,19 @@ async def create_user(
         user_id = int(rows[0]["id"])
         if store_ids:
             await UserStore.insert(*[UserStore(user=user_id, store=s) for s in store_ids])
+        await trail.record(
+            "login",
+            normalised,
+            "create",
+            None,
+            {
+                "role": role,
+                "stores": sorted(store_codes or []) if role == "owner" else [],
+                "advisor_code": advisor_code if role == "advisor" else None,
+                "region": region if role == "region" else None,
+                "active": True,
+            },
+        )
         return user_id
 
     return await in_write_transaction(work)
@@ -212,7 +226,15 @@ async def create_pos_key(store_code: str) -> str:
     if store is None:
         raise NotFound(f"no store {store_code}")
     key = POS_KEY_PREFIX + secrets.token_urlsafe(32)
-    await PosKey.insert(PosKey(store=store["id"], key_hash=pos_key_hash(key), prefix=key[:12]))
+
+    async def work() -> None:
+        await PosKey.insert(PosKey(store=store["id"], key_hash=pos_key_hash(key), prefix=key[:12]))
+        # The trail keeps the prefix only: enough to tell keys apart, useless to a thief.
+        await trail.record(
+            "pos_key", key[:12], "create", None, {"store_code": store_code, "revoked": False}
+        )
+
+    await in_write_transaction(work)
     return key
 
 

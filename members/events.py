@@ -37,6 +37,15 @@ class MemberJoined(Struct, frozen=True):
     recruited_by: int | None = None
 
 
+class PurchaseImported(PurchaseRecorded, frozen=True):
+    """A purchase of the chain's history, imported with ``--score``: the score ledger
+    credits it; the playbook and conversion do not hear of the past."""
+
+
+class MemberImported(MemberJoined, frozen=True):
+    """A member of the imported history, with ``--score``: the new-member credit only."""
+
+
 class AdvisorLeft(Struct, frozen=True):
     """An advisor was deactivated, or now works at ``store_id``: the members and open
     tasks they can no longer serve need someone else."""

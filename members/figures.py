@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from core.db import fetch
+from core.db import days_between, fetch, in_list
 from members.phones import mask_phone
 
 REPEAT_WINDOW_DAYS = 90
@@ -52,3 +52,23 @@ async def wrong_numbers(store_id: int) -> list[dict[str, Any]]:
         store_id,
     )
     return [{**r, "phone": mask_phone(r["phone"])} for r in rows]
+
+
+async def mark_repeats(member_ids: list[int]) -> None:
+    """RN3's flag on every purchase of these members: bought within 90 days of the
+    member's previous purchase. A receipt sent late can make the next purchase a
+    repeat (or no longer one): each member's purchases are read again in order and
+    only the flags that changed are written (the store totals follow, by trigger)."""
+    if not member_ids:
+        return
+    cond, args = in_list(member_ids, "bigint")
+    gap = days_between(
+        "purchased_on", "LAG(purchased_on) OVER (PARTITION BY member ORDER BY purchased_at, id)"
+    )
+    await fetch(
+        "UPDATE purchase SET repeat = x.rep FROM (SELECT id,"
+        f" COALESCE({gap} <= {REPEAT_WINDOW_DAYS}, false) AS rep"
+        f" FROM purchase WHERE member {cond}) AS x"
+        " WHERE purchase.id = x.id AND purchase.repeat <> x.rep",
+        *args,
+    )

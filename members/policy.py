@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction
 from core.errors import InvalidInput
-from core.money import fen_to_yuan, to_fen
+from core.money import fen_to_yuan, to_fen, yuan_text
 from core.periods import add_months
 from members.schemas import PointsPolicyIO, TierIO
 
@@ -75,12 +77,18 @@ class Policy:
         )
 
 
-async def load_policy() -> Policy:
+async def policy_history() -> tuple[tuple[datetime, Policy], ...]:
+    """Every policy HQ has set, with the time it applied from, oldest first: an
+    imported purchase earns at the policy in force on its day (the first one for
+    anything older)."""
     rows = await fetch(
-        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
-        " FROM points_policy ORDER BY id DESC LIMIT 1"
+        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers, set_at"
+        " FROM points_policy ORDER BY id"
     )
-    row = rows[0]
+    return tuple((clock.as_datetime(row["set_at"]), _policy_of(row)) for row in rows)
+
+
+def _policy_of(row: dict[str, Any]) -> Policy:
     tiers = sorted(
         (
             Tier(t["code"], t["name"], int(t["min_points_in_year"]))
@@ -94,6 +102,14 @@ async def load_policy() -> Policy:
         int(row["expiry_warning_days"]),
         tuple(tiers),
     )
+
+
+async def load_policy() -> Policy:
+    rows = await fetch(
+        "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
+        " FROM points_policy ORDER BY id DESC LIMIT 1"
+    )
+    return _policy_of(rows[0])
 
 
 def checked(data: PointsPolicyIO) -> Policy:
@@ -119,8 +135,19 @@ def checked(data: PointsPolicyIO) -> Policy:
     )
 
 
+def _shown(policy: Policy) -> dict[str, object]:
+    return {
+        "value_per_100_points": yuan_text(policy.value_per_100_fen),
+        "expiry_months": policy.expiry_months,
+        "expiry_warning_days": policy.expiry_warning_days,
+        "tiers": [[t.code, t.name, t.min_points_in_year] for t in policy.tiers],
+    }
+
+
 async def set_policy(policy: Policy) -> Policy:
     async def work() -> None:
+        before = await load_policy()
+        await trail.record("points_policy", "policy", "update", _shown(before), _shown(policy))
         await fetch(
             "INSERT INTO points_policy (value_per_100_fen, expiry_months, expiry_warning_days,"
             " tiers, set_at) VALUES ({}, {}, {}, {}, {})",

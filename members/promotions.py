@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from audit import trail
 from core import clock
 from core.db import fetch, in_write_transaction
 from core.errors import Conflict, FieldError, InvalidInput
@@ -116,7 +117,8 @@ async def create_promotion(data: PromotionIn) -> tuple[bool, PromotionOut]:
     missing = await unknown_store_codes(data.store_codes or [])
     if missing:
         raise InvalidInput.on("store_codes", f"no store {', '.join(missing[:10])}")
-    digest = request_hash(
+    # The stored columns, which are also what makes a replay the same request.
+    values = (
         data.promotion_id,
         data.name,
         data.starts_on,
@@ -128,6 +130,7 @@ async def create_promotion(data: PromotionIn) -> tuple[bool, PromotionOut]:
         data.region,
         _json(data.tiers),
     )
+    digest = request_hash(*values)
 
     async def work() -> bool:
         made = await fetch(
@@ -135,20 +138,12 @@ async def create_promotion(data: PromotionIn) -> tuple[bool, PromotionOut]:
             " skus, categories, store_codes, region, tiers, request_hash, created_at)"
             " VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})"
             " ON CONFLICT (promotion_id) DO NOTHING RETURNING id",
-            data.promotion_id,
-            data.name,
-            data.starts_on,
-            data.ends_on,
-            data.multiplier,
-            _json(data.skus),
-            _json(data.categories),
-            _json(data.store_codes),
-            data.region,
-            _json(data.tiers),
+            *values,
             digest,
             clock.now(),
         )
         if made:
+            await trail.record("points_promotion", data.promotion_id, "create", None, data)
             return True
         earlier = await fetch(
             "SELECT request_hash FROM points_promotion WHERE promotion_id = {}", data.promotion_id

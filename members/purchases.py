@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +18,6 @@ import msgspec
 from core import clock, metrics
 from core.db import (
     LostRace,
-    days_between,
     fetch,
     in_list,
     in_write_transaction,
@@ -28,10 +27,16 @@ from core.db import (
 )
 from core.errors import Conflict, InvalidInput
 from core.events import bus
-from members.events import BoughtLine, MemberJoined, PurchaseRecorded
-from members.figures import REPEAT_WINDOW_DAYS
+from members.events import (
+    BoughtLine,
+    MemberImported,
+    MemberJoined,
+    PurchaseImported,
+    PurchaseRecorded,
+)
+from members.figures import mark_repeats
 from members.points import Earning, book_earnings
-from members.policy import PointsRule, load_policy
+from members.policy import PointsRule, Policy, load_policy
 from members.promotions import extra_points
 from members.receipts import (
     REUSED_RECEIPT,
@@ -42,9 +47,29 @@ from members.receipts import (
     reused_receipt,
     split_repeats,
 )
+from members.repeats import repeat_flags
 from members.schemas import PurchaseOut, ReceiptResult
 from members.stores import StoreRef
 from members.tiers import effective_tier, refresh_tiers
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Receipts of the chain's past, imported: points at the policy in force on their
+    day, no tasks, no pushes, and score facts only when asked for (``score``)."""
+
+    score: bool
+    policies: tuple[tuple[datetime, Policy], ...]  # (in force from, policy), oldest first
+    # The members a chunk's receipts touched: their RN3 flags and tiers are worked out
+    # once for the chunk (``finish_history``), not once per store in it.
+    touched: set[int] = field(default_factory=set)
+
+    def policy_at(self, at: datetime) -> Policy:
+        chosen = self.policies[0][1]
+        for since, policy in self.policies:
+            if since <= at:
+                chosen = policy
+        return chosen
 
 
 @dataclass(slots=True)
@@ -82,7 +107,7 @@ async def ingest_purchases(
     accepted, repeats, first_by_id = split_repeats(store, raws, results)
     valid = await resolve(store, accepted, rule, results)
     if valid:
-        answers = await in_write_transaction(lambda: _record(store, valid, rule))
+        answers = await in_write_transaction(lambda: record_receipts(store, valid, rule))
         for r in valid:
             results[r.position] = answers[r.receipt_id]
     for r in repeats:
@@ -116,15 +141,27 @@ async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[
     )
 
 
+async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> ReceiptResult:
+    """One receipt written in the caller's write transaction (an O2O order delivered
+    becomes the store's purchase in the order's own transaction)."""
+    results: list[ReceiptResult | None] = [None]
+    accepted, _, _ = split_repeats(store, [raw], results)
+    valid = await resolve(store, accepted, rule, results)
+    if valid:
+        results[0] = (await record_receipts(store, valid, rule))[valid[0].receipt_id]
+    assert results[0] is not None
+    return results[0]
+
+
 # --- the transaction -------------------------------------------------------------
 
 
-async def _record(
-    store: StoreRef, receipts: list[Receipt], rule: PointsRule
+async def record_receipts(
+    store: StoreRef, receipts: list[Receipt], rule: PointsRule, history: History | None = None
 ) -> dict[str, ReceiptResult]:
     """1. replays answered; 2. new members joined; 3. balances and the member's latest
     purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told."""
-    if is_postgres():
+    if is_postgres() and (history is None or not history.touched):
         # Batch statements work on hundreds of rows at a time, so planning each afresh
         # costs little, while a generic plan cached when a table was small (a new
         # deployment) can stay a sequential scan for good.
@@ -135,20 +172,36 @@ async def _record(
     batch = _Batch(store, new, {r.receipt_id: rule.points_for(r.eligible_fen) for r in new})
     joined = await _join_new_members(batch)
     await _promotions(batch, rule)
-    repeats, late = _repeat_flags(batch)
+    repeats, late = repeat_flags(batch.receipts, batch.members.values(), batch.member_id)
     balance_after = _balances_after(batch, await _update_members(batch))
     for row in await _claim_receipts(batch, balance_after, repeats):
         answers[row["receipt_id"]] = answer(row, "created")
     await _write_lines(batch)
     members = sorted({batch.member_id(r) for r in new})
-    await mark_repeats(late)
+    if history is None:
+        await mark_repeats(late)
+    else:
+        history.touched.update(members)
     policy = await load_policy()
-    await book_earnings(
-        store, [_earning(batch, r) for r in new if batch.points[r.receipt_id]], policy
-    )
-    risen = await refresh_tiers(members, clock.today(store.tz), policy)
-    await _announce(batch, joined)
-    await bus.publish(risen)
+    earned = [r for r in new if batch.points[r.receipt_id]]
+    if history is None:
+        await book_earnings(store, [_earning(batch, r) for r in earned], policy)
+    else:
+        by_policy: dict[int, list[Receipt]] = defaultdict(list)
+        for r in earned:
+            by_policy[id(history.policy_at(r.purchased_at))].append(r)
+        for group in by_policy.values():
+            await book_earnings(
+                store,
+                [_earning(batch, r) for r in group],
+                history.policy_at(group[0].purchased_at),
+            )
+    if history is None:
+        risen = await refresh_tiers(members, clock.today(store.tz), policy)
+        await _announce(batch, joined)
+        await bus.publish(risen)
+    elif history.score:
+        await _announce(batch, joined, imported=True)
     return answers
 
 
@@ -308,40 +361,6 @@ async def _update_members(batch: _Batch) -> dict[int, int]:
     return {row["id"]: row["points_balance"] for row in rows}
 
 
-def _repeat_flags(batch: _Batch) -> tuple[dict[str, bool], list[int]]:
-    """RN3's flag of each receipt newer than its member's latest purchase, worked out
-    here from that purchase's day (kept on the member) and the batch itself, so the
-    receipts go in flagged; and the members with a receipt sent late, whose
-    purchases ``mark_repeats`` reads again in order."""
-    by_member: dict[int, list[Receipt]] = defaultdict(list)
-    for r in batch.receipts:
-        by_member[batch.member_id(r)].append(r)
-    flags: dict[str, bool] = {}
-    late: list[int] = []
-    for member in batch.members.values():
-        mid = int(member["id"])
-        mine = sorted(by_member.get(mid, []), key=lambda r: r.purchased_at)
-        if not mine:
-            continue
-        last_at = member["last_purchased_at"]
-        last_on = member["last_purchase_on"]
-        if last_at is not None and _aware(clock.as_datetime(last_at)) >= mine[0].purchased_at:
-            late.append(mid)
-            continue
-        before = None if last_on is None else clock.as_date(last_on)
-        for r in mine:
-            flags[r.receipt_id] = (
-                before is not None and (r.purchased_on - before).days <= REPEAT_WINDOW_DAYS
-            )
-            before = r.purchased_on
-    return flags, sorted(late)
-
-
-def _aware(instant: datetime) -> datetime:
-    """SQLite hands back what was written: an instant without its zone is UTC."""
-    return instant if instant.tzinfo is not None else instant.replace(tzinfo=UTC)
-
-
 def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[str, int]:
     """Walk each member's receipts backwards from the final balance to get the balance
     right after each one: the answer a replay of that receipt gets."""
@@ -411,26 +430,6 @@ async def _claim_receipts(
     return claimed
 
 
-async def mark_repeats(member_ids: list[int]) -> None:
-    """RN3's flag on every purchase of these members: bought within 90 days of the
-    member's previous purchase. A receipt sent late can make the next purchase a
-    repeat (or no longer one): each member's purchases are read again in order and
-    only the flags that changed are written (the store totals follow, by trigger)."""
-    if not member_ids:
-        return
-    cond, args = in_list(member_ids, "bigint")
-    gap = days_between(
-        "purchased_on", "LAG(purchased_on) OVER (PARTITION BY member ORDER BY purchased_at, id)"
-    )
-    await fetch(
-        "UPDATE purchase SET repeat = x.rep FROM (SELECT id,"
-        f" COALESCE({gap} <= {REPEAT_WINDOW_DAYS}, false) AS rep"
-        f" FROM purchase WHERE member {cond}) AS x"
-        " WHERE purchase.id = x.id AND purchase.repeat <> x.rep",
-        *args,
-    )
-
-
 async def _write_lines(batch: _Batch) -> None:
     source, args = rows_source(
         [
@@ -458,11 +457,14 @@ async def _write_lines(batch: _Batch) -> None:
     )
 
 
-async def _announce(batch: _Batch, joined: list[dict[str, Any]]) -> None:
-    """Tell the playbook, conversion and the score ledger, in the same transaction."""
+async def _announce(batch: _Batch, joined: list[dict[str, Any]], imported: bool = False) -> None:
+    """Tell the playbook, conversion and the score ledger, in the same transaction
+    (history: the score ledger alone, by the imported events)."""
+    joined_event = MemberImported if imported else MemberJoined
+    bought_event = PurchaseImported if imported else PurchaseRecorded
     await bus.publish(
         [
-            MemberJoined(
+            joined_event(
                 row["id"],
                 batch.store.id,
                 batch.first_receipt[row["phone"]].purchased_on,
@@ -474,7 +476,7 @@ async def _announce(batch: _Batch, joined: list[dict[str, Any]]) -> None:
     )
     await bus.publish(
         [
-            PurchaseRecorded(
+            bought_event(
                 purchase_id=batch.purchase_ids[r.receipt_id],
                 member_id=batch.member_id(r),
                 store_id=batch.store.id,

@@ -205,6 +205,14 @@ async def advisor_ids_by_code(codes: Sequence[str]) -> dict[str, tuple[int, int]
     return {r["code"]: (int(r["id"]), int(r["store"])) for r in rows}
 
 
+async def advisor_codes_by_id(advisor_ids: Sequence[int]) -> dict[int, str]:
+    if not advisor_ids:
+        return {}
+    cond, args = in_list(sorted(set(advisor_ids)), "int")
+    rows = await fetch(f"SELECT id, code FROM advisor WHERE id {cond}", *args)
+    return {int(r["id"]): r["code"] for r in rows}
+
+
 async def advisor_ids_of_store(store_id: int) -> list[int]:
     rows = await fetch("SELECT id FROM advisor WHERE store = {} ORDER BY code", store_id)
     return [int(r["id"]) for r in rows]

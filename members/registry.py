@@ -7,6 +7,7 @@ from typing import Any
 from piccolo.columns import Column
 from piccolo.table import Table
 
+from audit import trail
 from core import clock
 from core.db import in_write_transaction
 from core.errors import InvalidInput, NotFound
@@ -20,16 +21,33 @@ from members.tables import Advisor, Product, Store
 MAX_PAGE = 500
 
 
+def _audited(row: dict[str, Any] | None, columns: list[Column]) -> dict[str, Any] | None:
+    """The fields HQ sets, as the trail shows them."""
+    if row is None:
+        return None
+    return {c._meta.name: row[c._meta.name] for c in columns}
+
+
 async def _upsert(
-    table: type[Table], key: Column, key_value: str, values: dict[Column, Any]
+    entity: str, table: type[Table], key: Column, key_value: str, values: dict[Column, Any]
 ) -> None:
     """Insert or update by business key in one statement, so two concurrent PUTs of a
-    new code cannot both insert."""
+    new code cannot both insert; the change goes on the trail in the same transaction."""
+    fields = list(values)
+    after = {c._meta.name: v for c, v in values.items()}
     values = {**values, table.updated_at: clock.now()}  # type: ignore[attr-defined]
 
     async def work() -> None:
+        before = await table.select(*fields).where(key == key_value).first()
         await table.insert(table({**values, key: key_value})).on_conflict(
             target=key, action="DO UPDATE", values=list(values)
+        )
+        await trail.record(
+            entity,
+            key_value,
+            "create" if before is None else "update",
+            _audited(before, fields),
+            after,
         )
 
     await in_write_transaction(work)
@@ -43,6 +61,7 @@ def _store_out(row: dict[str, Any]) -> StoreOut:
         timezone=row["timezone"],
         latitude=row["latitude"],
         longitude=row["longitude"],
+        o2o=bool(row["o2o"]),
     )
 
 
@@ -77,8 +96,17 @@ async def put_store(code: str, data: StoreIn) -> StoreOut:
         Store.latitude: data.latitude,
         Store.longitude: data.longitude,
     }
-
-    await _upsert(Store, Store.code, code, values)
+    if isinstance(data.o2o, bool):
+        o2o = values[Store.o2o] = data.o2o
+    else:  # left out: as it was
+        current = await Store.select(Store.o2o).where(Store.code == code).first()
+        o2o = bool(current and current["o2o"])
+    if o2o:
+        # Orders go to the nearest store: one without a position could never be found.
+        for name in ("latitude", "longitude"):
+            if getattr(data, name) is None:
+                raise InvalidInput.on(name, "is required for a store taking O2O orders")
+    await _upsert("store", Store, Store.code, code, values)
     return await get_store(code)
 
 
@@ -89,10 +117,15 @@ async def get_store(code: str) -> StoreOut:
     return _store_out(row)
 
 
-async def list_stores(region: str | None, limit: int, offset: int) -> list[StoreOut]:
+async def list_stores(
+    region: str | None, limit: int, offset: int, search: str | None = None
+) -> list[StoreOut]:
     query = Store.select().order_by(Store.code).limit(min(limit, MAX_PAGE)).offset(offset)
     if region:
         query = query.where(Store.region == region)
+    if search:
+        like = f"%{search}%"
+        query = query.where(Store.code.like(like) | Store.name.like(like))
     return [_store_out(r) for r in await query]
 
 
@@ -103,6 +136,20 @@ _ADVISOR_COLUMNS = (
     Advisor.active,
     Advisor.store.code.as_alias("store_code"),
 )
+
+
+_AUDIT_COLUMNS = (*_ADVISOR_COLUMNS, Advisor.id, Advisor.store)
+
+
+def _advisor_audit(row: dict[str, Any] | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "name": row["name"],
+        "phone": row["phone"],
+        "store_code": row["store_code"],
+        "active": bool(row["active"]),
+    }
 
 
 async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
@@ -121,13 +168,21 @@ async def put_advisor(code: str, data: AdvisorIn) -> AdvisorOut:
     }
 
     async def work() -> None:
-        before = (
-            await Advisor.select(Advisor.id, Advisor.store, Advisor.active)
-            .where(Advisor.code == code)
-            .first()
-        )
+        before = await Advisor.select(*_AUDIT_COLUMNS).where(Advisor.code == code).first()
         await Advisor.insert(Advisor({**values, Advisor.code: code})).on_conflict(
             target=Advisor.code, action="DO UPDATE", values=list(values)
+        )
+        await trail.record(
+            "advisor",
+            code,
+            "create" if before is None else "update",
+            _advisor_audit(before),
+            {
+                "name": data.name,
+                "phone": phone,
+                "store_code": data.store_code,
+                "active": data.active,
+            },
         )
         if (
             before is not None
@@ -175,7 +230,7 @@ async def put_product(sku: str, data: ProductIn) -> ProductOut:
         Product.points_eligible: data.points_eligible,
     }
 
-    await _upsert(Product, Product.sku, sku, values)
+    await _upsert("product", Product, Product.sku, sku, values)
     return await get_product(sku)
 
 

@@ -334,6 +334,8 @@ class StoreIn(Struct):
     timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Asia/Shanghai"
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
+    # Takes O2O orders; left out, the store keeps what it had (a new store: false).
+    o2o: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class StoreOut(Struct):
@@ -343,6 +345,7 @@ class StoreOut(Struct):
     timezone: str
     latitude: float | None
     longitude: float | None
+    o2o: bool = False
 
 
 class AdvisorIn(Struct):

@@ -33,6 +33,9 @@ class Store(Table, tablename="store"):
     timezone = Varchar(length=64, default="Asia/Shanghai")
     latitude = DoublePrecision(null=True, default=None)
     longitude = DoublePrecision(null=True, default=None)
+    # Takes the brand's online orders (O2O): needs its position. A partial index on
+    # (latitude, longitude) of these stores serves the nearest-store search.
+    o2o = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

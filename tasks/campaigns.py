@@ -7,6 +7,7 @@ import json
 from datetime import date
 from typing import Any
 
+from audit import trail
 from core import clock, metrics
 from core.db import fetch, in_write_transaction, insert_count, param
 from core.errors import InvalidInput
@@ -106,6 +107,13 @@ async def create_campaign(
             "script": script,
             "segment": segment,
         }
+        await trail.record(
+            "campaign",
+            str(campaign["id"]),
+            "create",
+            None,
+            {k: v for k, v in campaign.items() if k != "id"},
+        )
         made = 0
         for zone in await timezones_in_use():
             today = clock.today(clock.zone(zone))
@@ -120,3 +128,32 @@ async def create_campaign(
         return int(campaign["id"]), made
 
     return await in_write_transaction(work)
+
+
+async def recent_campaigns(limit: int = 50) -> list[dict[str, Any]]:
+    """The newest campaigns with how many tasks each has made so far."""
+    return await fetch(
+        "SELECT c.id, c.name, c.starts_on, c.ends_on, c.segment,"
+        " (SELECT COALESCE(SUM(s.made), 0) FROM task_summary s WHERE s.campaign = c.id)"
+        " AS tasks"
+        " FROM campaign c ORDER BY c.id DESC LIMIT {}",
+        limit,
+    )
+
+
+async def segment_size(segment: dict[str, Any], day: date) -> int:
+    """How many members a segment reaches on ``day`` (those who may be contacted)."""
+    await _check(day, day, segment)
+    where, args = segment_conditions(segment, day)
+    rows = await fetch(
+        f"SELECT COUNT(*) AS n FROM {MEMBERS} m WHERE NOT m.do_not_contact{where}", *args
+    )
+    return int(rows[0]["n"])
+
+
+async def open_task_count(advisor_id: int) -> int:
+    """An advisor's open tasks: what follows their members when they leave."""
+    rows = await fetch(
+        "SELECT COUNT(*) AS n FROM task WHERE assignee = {} AND status = 'open'", advisor_id
+    )
+    return int(rows[0]["n"])

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any, Final
 
+from audit import trail
 from core import clock
 from core.db import in_write_transaction
 from core.errors import InvalidInput
@@ -184,6 +185,7 @@ async def save_rules(rules: Sequence[Rule]) -> None:
         raise InvalidInput.on("rules", "each kind at most once")
 
     async def work() -> None:
+        before = await load_rules()
         for rule in rules:
             await PlaybookRule.update(
                 {
@@ -196,5 +198,15 @@ async def save_rules(rules: Sequence[Rule]) -> None:
                     PlaybookRule.updated_at: clock.now(),
                 }
             ).where(PlaybookRule.kind == rule.kind)
+        # One row for the whole edit, naming only the kinds it changed.
+        changed = [r for r in rules if r.kind in before and asdict(before[r.kind]) != asdict(r)]
+        if changed:
+            await trail.record(
+                "playbook",
+                ",".join(r.kind for r in changed),
+                "update",
+                {r.kind: asdict(before[r.kind]) for r in changed},
+                {r.kind: asdict(r) for r in changed},
+            )
 
     await in_write_transaction(work)

@@ -137,6 +137,7 @@ async def test_hq_registry_upserts_and_validates(
         "timezone": "Asia/Shanghai",
         "latitude": None,
         "longitude": None,
+        "o2o": False,
     }
     r = await client.put(
         f"/hq/v1/stores/{code}",

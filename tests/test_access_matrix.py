@@ -10,7 +10,8 @@ names it) and each caller, what a valid request on the caller's OWN objects gets
 - ``advisor``: an advisor of store A, Bearer token;
 - ``owner``: the owner of store A, Bearer token;
 - ``region``: a regional marketer (营销通) of store A's region, Bearer token;
-- ``hq``: head office, Bearer token.
+- ``hq``: head office, Bearer token;
+- ``channel``: a sales channel (O2O orders), its own ``X-API-Key``.
 
 Every operation in the document must have a row and every row an operation, so a
 new route cannot land without saying who may use it. ``REQUESTS`` holds the one
@@ -30,6 +31,7 @@ The schema itself (``/schema/openapi.json``, fetched here without credentials),
 
 from __future__ import annotations
 
+import random
 import re
 import uuid
 from collections.abc import Callable
@@ -41,6 +43,7 @@ import pytest
 
 from core.db import fetch
 from members import accounts
+from orders.channels import create_channel_key
 from tests.conftest import (
     FORMULA_1,
     PASSWORD,
@@ -70,12 +73,14 @@ class Who(NamedTuple):
     owner: Access
     region: Access
     hq: Access
+    # A sales channel's key is neither a till's key nor a token: 401 but on /o2o.
+    channel: Access = 401
 
 
 ROLES = Who._fields
 
 # No credentials asked; any that are sent are ignored.
-PUBLIC = Who(none=OK, pos=OK, advisor=OK, owner=OK, region=OK, hq=OK)
+PUBLIC = Who(none=OK, pos=OK, advisor=OK, owner=OK, region=OK, hq=OK, channel=OK)
 # The till's key and nothing else: a person's Bearer token is not a till key.
 TILL = Who(none=401, pos=OK, advisor=401, owner=401, region=401, hq=401)
 # People's paths want a Bearer token; a till key is no token, hence 401 for the till.
@@ -86,6 +91,8 @@ WATCHERS = Who(none=401, pos=401, advisor=403, owner=OK, region=OK, hq=OK)
 OWNER_OR_HQ = Who(none=401, pos=401, advisor=403, owner=OK, region=403, hq=OK)
 SIGNED_IN = Who(none=401, pos=401, advisor=OK, owner=OK, region=OK, hq=OK)
 HQ = Who(none=401, pos=401, advisor=403, owner=403, region=403, hq=OK)
+# A sales channel's paths: its key alone; a till's key or a person's token is not one.
+CHANNEL = Who(none=401, pos=401, advisor=401, owner=401, region=401, hq=401, channel=OK)
 
 EXPECTED: dict[str, Who] = {
     # Health and sign-in
@@ -151,6 +158,18 @@ EXPECTED: dict[str, Who] = {
     "GET /hq/v1/points-promotions": HQ,
     "POST /hq/v1/points-promotions": HQ,
     "GET /hq/v1/settlements": HQ,
+    # O2O orders: the channels place them, the store's advisors deliver, HQ watches
+    "POST /o2o/v1/orders": CHANNEL,
+    "GET /o2o/v1/orders/{order_id}": CHANNEL,
+    "GET /advisor/v1/orders": ADVISOR,
+    "POST /advisor/v1/orders/{order_id}/accept": ADVISOR,
+    "POST /advisor/v1/orders/{order_id}/decline": ADVISOR,
+    "POST /advisor/v1/orders/{order_id}/delivered": ADVISOR,
+    "GET /hq/v1/o2o/orders": HQ,
+    "GET /hq/v1/o2o/routing": HQ,
+    # Head office: the audit trail
+    "GET /hq/v1/audit": HQ,
+    "POST /hq/v1/imports/{kind}": HQ,
 }
 
 # An allowed caller gets a 2xx, except where a business rule answers first:
@@ -196,6 +215,10 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
     "GET /hq/v1/advisors/{code}": (403, "HQ only"),
     "GET /hq/v1/score-ledger": (403, "HQ only"),
     "PUT /hq/v1/targets/{month}": (403, "HQ only"),
+    "GET /o2o/v1/orders/{order_id}": (404, "another channel's order is not found"),
+    "POST /advisor/v1/orders/{order_id}/accept": (404, "another store's order is not found"),
+    "POST /advisor/v1/orders/{order_id}/decline": (404, "another store's order is not found"),
+    "POST /advisor/v1/orders/{order_id}/delivered": (404, "another store's order is not found"),
 }
 
 # What the regional login of store B's region (华东) gets about store A (in 华南): a
@@ -219,6 +242,7 @@ COLLEAGUE: dict[str, tuple[Access | int, str]] = {
     "POST /advisor/v1/tasks/{task_id}/outcome": (404, "a task is its assignee's alone"),
     "POST /advisor/v1/tasks/{task_id}/snooze": (404, "a task is its assignee's alone"),
     "DELETE /advisor/v1/devices/{token}": (204, "nothing removed (checked)"),
+    "POST /advisor/v1/orders/{order_id}/accept": (OK, "the store's orders are every advisor's"),
 }
 
 
@@ -229,8 +253,8 @@ COLLEAGUE: dict[str, tuple[Access | int, str]] = {
 class World:
     a: Shop
     b: Shop
-    callers: dict[str, dict[str, str]]  # none, pos, advisor, owner, region, hq of store A
-    strangers: dict[str, dict[str, str]]  # pos, advisor, owner of store B
+    callers: dict[str, dict[str, str]]  # none, pos, advisor, owner, region, hq, channel
+    strangers: dict[str, dict[str, str]]  # pos, advisor, owner of store B; another channel
     other_region: dict[str, str]  # the regional login of store B's region
     colleague: dict[str, str]  # store A's other advisor
     advisor_phone: str  # the advisor's login
@@ -245,6 +269,8 @@ class World:
     rates: dict[str, Any]
     policy: dict[str, Any]  # the points policy in force, to be put back unchanged
     receipt_id: str  # store A's receipt of five cans, brought back one at a time
+    position: tuple[float, float]  # store A's: it takes O2O orders
+    orders: dict[str, str]  # the channel's orders routed to store A, one per action
 
 
 async def owner_login(client: httpx.AsyncClient, store_code: str) -> dict[str, str]:
@@ -289,6 +315,26 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
     )
     assert r.status_code == 201, r.text
     contest_id = r.json()["contest_id"]
+    # Store A takes O2O orders, somewhere no other test's orders reach.
+    position = (-30 - random.random() * 10, -60 - random.random() * 10)
+    r = await client.put(
+        f"/hq/v1/stores/{a.code}",
+        json={
+            "name": "矩阵店",
+            "region": "华南",
+            "latitude": position[0],
+            "longitude": position[1],
+            "o2o": True,
+        },
+        headers=hq,
+    )
+    assert r.status_code == 200, r.text
+    channel = {"X-API-Key": await create_channel_key("矩阵渠道")}
+    orders = {}
+    for action in ("read", "accept", "decline", "delivered"):
+        r = await client.post("/o2o/v1/orders", json=o2o_order(position), headers=channel)
+        assert r.status_code == 201 and r.json()["store_code"] == a.code, r.text
+        orders[action] = r.json()["order_id"]
     store_a = (await client.get(f"/hq/v1/stores/{a.code}", headers=hq)).json()
     advisor_a = (await client.get(f"/hq/v1/advisors/{a.advisors[0]}", headers=hq)).json()
     rates = await client.get("/hq/v1/bonus-rates", params={"period": "2026-11"}, headers=hq)
@@ -305,11 +351,13 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
             "owner": await owner_login(client, a.code),
             "region": await region_login(client, "华南"),
             "hq": hq,
+            "channel": channel,
         },
         strangers={
             "pos": b.pos,
             "advisor": await advisor_login(client, b.advisors[0]),
             "owner": await owner_login(client, b.code),
+            "channel": {"X-API-Key": await create_channel_key("另一渠道")},
         },
         other_region=await region_login(client, "华东"),
         colleague=await advisor_login(client, a.advisors[1]),
@@ -325,7 +373,19 @@ async def world(client: httpx.AsyncClient, hq: dict[str, str], products: None) -
         rates=rates.json(),
         policy=policy.json(),
         receipt_id=cans["receipt_id"],
+        position=position,
+        orders=orders,
     )
+
+
+def o2o_order(position: tuple[float, float]) -> dict[str, Any]:
+    return {
+        "order_id": unique_code("O"),
+        "member_phone": unique_phone(),
+        "address": {"text": "矩阵路 1 号", "latitude": position[0], "longitude": position[1]},
+        "lines": [{"sku": FORMULA_1, "quantity": 1, "amount": "358.00"}],
+        "placed_at": "2026-11-20T11:00:00+08:00",
+    }
 
 
 # --- one valid request per operation ---------------------------------------------
@@ -336,6 +396,7 @@ class Call:
     path: dict[str, Any] = field(default_factory=dict)
     query: dict[str, Any] = field(default_factory=dict)
     body: Any = None
+    csv: str | None = None  # a text/csv body instead of JSON
 
 
 def _new_member(w: World) -> Call:
@@ -468,6 +529,25 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
         }
     ),
     "GET /hq/v1/settlements": lambda w: Call(query={"period": "2026-11"}),
+    "POST /o2o/v1/orders": lambda w: Call(body=o2o_order(w.position)),
+    "GET /o2o/v1/orders/{order_id}": lambda w: Call(path={"order_id": w.orders["read"]}),
+    "GET /advisor/v1/orders": lambda w: Call(query={"status": "routed"}),
+    "POST /advisor/v1/orders/{order_id}/accept": lambda w: Call(
+        path={"order_id": w.orders["accept"]}
+    ),
+    "POST /advisor/v1/orders/{order_id}/decline": lambda w: Call(
+        path={"order_id": w.orders["decline"]}
+    ),
+    "POST /advisor/v1/orders/{order_id}/delivered": lambda w: Call(
+        path={"order_id": w.orders["delivered"]}, body={"receipt_id": unique_code("R")}
+    ),
+    "GET /hq/v1/o2o/orders": lambda w: Call(query={"status": "unrouted", "limit": 10}),
+    "GET /hq/v1/o2o/routing": lambda w: Call(query={"period": "2026-11"}),
+    "GET /hq/v1/audit": lambda w: Call(query={"entity": "store", "limit": 5}),
+    "POST /hq/v1/imports/{kind}": lambda w: Call(
+        path={"kind": "products"},
+        csv=f"sku,name,category\n{unique_code('P')},矩阵米粉,cereal\n",
+    ),
 }
 
 
@@ -492,6 +572,11 @@ async def send(
     method, template = operation.split(" ", 1)
     call = REQUESTS[operation](w)
     path = re.sub(r"\{(\w+)\}", lambda m: str(call.path[m.group(1)]), template)
+    if call.csv is not None:
+        csv_headers = {**headers, "Content-Type": "text/csv"}
+        return await client.request(
+            method, path, params=call.query, content=call.csv.encode(), headers=csv_headers
+        )
     return await client.request(method, path, params=call.query, json=call.body, headers=headers)
 
 

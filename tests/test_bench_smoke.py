@@ -113,3 +113,24 @@ def test_push_runs() -> None:
         assert "delivered and recorded" in out
     finally:
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_o2o_runs() -> None:
+    name = f"tiantian_o2o_{uuid.uuid4().hex[:10]}"
+    try:
+        out = bench(
+            "o2o.py", "--admin-url", ADMIN_URL, "--name", name, "--stores", "300",
+            "--cities", "10", "--members", "500", "--orders", "200", "--http-orders", "40",
+        )  # fmt: skip
+        assert "floor: bare nearest-store query" in out and "POST /o2o/v1/orders" in out
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_import() -> None:
+    out = bench(
+        "import.py", "--stores", "5", "--members", "200", "--purchases", "600",
+        "--admin-url", ADMIN_URL,
+    )  # fmt: skip
+    assert "import rows/s" in out and "COPY rows/s" in out
+    assert "= points computed" in out and ": True" in out

@@ -323,3 +323,108 @@ async def test_hq_and_a_region_read_their_insights_sort_them_and_download_them(
     assert await bars.nth(0).get_attribute("aria-valuetext") == "实际 2 / 目标 2(100%)"
     assert "实际 1,158 / 目标 800(144%)" in await bars.nth(1).inner_text()
     await page.context.close()
+
+
+async def test_hq_console_keeps_the_registry_logins_keys_campaigns_imports_and_audit(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    phone = unique_phone()
+    await accounts.create_user("hq", phone, PASSWORD)
+    shop = await make_shop()
+    page = await page_for(browser, server, phone, "laptop")
+
+    # A store edited through its form: the change is on the trail under this login.
+    await page.goto(f"/web/hq/stores?q={shop.code}")
+    await page.get_by_role("link", name="编辑").first.click()
+    await page.get_by_label("名称", exact=True).fill("控制台改名店")
+    await page.get_by_role("button", name="保存门店").click()
+    await page.wait_for_load_state("networkidle")
+    assert "控制台改名店" in await page.content()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 1280
+    await shoot(page, "hq-stores")
+
+    # An advisor's page previews who takes their members before a move.
+    member = unique_phone()
+    r = await client.post(
+        "/pos/v1/purchases",
+        json=receipt(phone=member, advisor_code=shop.advisors[0]),
+        headers=shop.pos,
+    )
+    assert r.status_code == 201
+    await page.goto(f"/web/hq/advisors?edit={shop.advisors[0]}")
+    preview = await page.locator("#handover").inner_text()
+    assert "1 位会员" in preview and shop.advisors[1] in preview
+    await shoot(page, "hq-advisors")
+
+    await page.goto("/web/hq/products")
+    assert "TF1-800" in await page.content()
+
+    # A login made, its password reset, then deactivated.
+    owner = unique_phone()
+    await page.goto("/web/hq/logins")
+    await page.get_by_label("角色", exact=True).select_option("owner")
+    await page.get_by_label("手机号", exact=True).fill(owner)
+    await page.get_by_label("初始密码(至少 8 位)", exact=True).fill("owner-pass-1")
+    await page.get_by_label("店主的门店编号(逗号分隔)", exact=True).fill(shop.code)
+    await page.get_by_role("button", name="创建账号").click()
+    await page.wait_for_load_state("networkidle")
+    assert f"已创建账号 {owner}" in await page.content()
+    await page.get_by_role("button", name="停用").first.click()
+    await page.wait_for_load_state("networkidle")
+    (row,) = await fetch("SELECT active FROM user_account WHERE phone = {}", owner)
+    assert not row["active"]
+
+    # A POS key shown once, working, then revoked.
+    await page.goto("/web/hq/keys")
+    await page.get_by_label("门店编号", exact=True).fill(shop.code)
+    await page.get_by_role("button", name="发放新密钥").click()
+    key = (await page.locator("#new-key code").inner_text()).strip()
+    assert key.startswith("ttpos_")
+    assert await page.locator("#channel-keys").count() == 1
+    r = await client.get(f"/pos/v1/members/{member}", headers={"X-API-Key": key})
+    assert r.status_code == 200
+    await page.goto(f"/web/hq/keys?store={shop.code}")
+    await page.get_by_role("button", name="吊销").first.click()
+    await page.wait_for_load_state("networkidle")
+    await shoot(page, "hq-keys")
+
+    # A campaign's reach counted before it is made.
+    await page.goto("/web/hq/campaigns")
+    await page.get_by_label("门店编号(逗号分隔)", exact=True).fill(shop.code)
+    await page.get_by_role("button", name="计算覆盖人数").click()
+    await page.wait_for_load_state("networkidle")
+    assert "覆盖 1 位会员" in await page.locator("#reach").inner_text()
+    await page.get_by_label("活动名称", exact=True).fill("控制台活动")
+    await page.get_by_label("话术", exact=True).fill("您好,本店有新活动")
+    await page.get_by_role("button", name="创建活动").click()
+    await page.wait_for_load_state("networkidle")
+    assert "已创建活动" in await page.content() and "控制台活动" in await page.content()
+    await shoot(page, "hq-campaigns")
+
+    # An import with a bad line: the result and the refused lines as CSV.
+    csv_file = tempfile.NamedTemporaryFile("w", suffix=".csv", delete=False, encoding="utf-8")
+    with csv_file:
+        csv_file.write("sku,name,category,stage\nCONSOLE-1,米粉,cereal,\nCONSOLE-2,奶粉,formula,\n")
+    await page.goto("/web/hq/imports")
+    await page.get_by_label("导入内容", exact=True).select_option("products")
+    await page.get_by_label("文件(UTF-8,首行为列名)", exact=True).set_input_files(csv_file.name)
+    await page.get_by_role("button", name="导入").click()
+    await page.wait_for_load_state("networkidle")
+    result = await page.locator("#result").inner_text()
+    assert "拒绝 1" in result and "stage" in result
+    async with page.expect_download() as download:
+        await page.get_by_role("button", name="下载被拒绝的行 CSV").click()
+    saved = await (await download.value).path()
+    refused = await asyncio.to_thread(Path(saved).read_text, encoding="utf-8-sig")
+    assert "3,stage" in refused
+    await shoot(page, "hq-imports")
+
+    # The trail names this login on each change above.
+    await page.goto("/web/hq/audit")
+    trail = await page.content()
+    for entity in ("store", "login", "pos_key", "campaign", "product"):
+        assert f"<td>{entity}</td>" in trail
+    assert f"hq:{phone}" in trail
+    await shoot(page, "hq-audit")
+    await page.context.close()

@@ -1,9 +1,10 @@
 """The OpenAPI document says exactly what the server does: schemathesis (pinned) sends
-generated requests, valid and invalid, as HQ, an owner, an advisor and a till, and
-every check it has must pass: no 5xx, no status or content type the document does not
-list, no answer off its schema, no schema-valid request refused as malformed (400),
-no schema-violating request accepted. Time-boxed with a fixed seed; on SQLite, with
-the demo chain, in a server of its own. Every endpoint added later meets it too.
+generated requests, valid and invalid, as HQ, an owner, an advisor, a till and a
+sales channel, and every check it has must pass: no 5xx, no status or content type
+the document does not list, no answer off its schema, no schema-valid request refused
+as malformed (400), no schema-violating request accepted. Time-boxed with a fixed
+seed; on SQLite, with the demo chain, in a server of its own. Every endpoint added
+later meets it too.
 
 The settings it runs with are in tests/schemathesis.toml: a request the schema admits
 may still be refused by the business rules with 422 (an unknown SKU, 2026-02-30).
@@ -74,7 +75,7 @@ def demo_server() -> Iterator[tuple[str, dict[str, str], Path]]:
         except httpx.TransportError:
             time.sleep(0.1)
     # Every role signs in before any run: generated sign-ins may lock a phone out.
-    headers = {role: credentials(base, role) for role in (*ROLES, "pos")}
+    headers = {role: credentials(base, role) for role in (*ROLES, "pos", "channel")}
     yield base, headers, folder
     proc.terminate()
     proc.wait(timeout=30)
@@ -86,12 +87,14 @@ def demo_server() -> Iterator[tuple[str, dict[str, str], Path]]:
 def credentials(base: str, role: str) -> str:
     if role == "pos":
         return "X-API-Key: ttpos_demo_s0001"
+    if role == "channel":  # the demo mini-program's O2O key
+        return "X-API-Key: ttch_demo_miniprogram"
     r = httpx.post(f"{base}/auth/login", json={"phone": ROLES[role], "password": DEMO_PASSWORD})
     r.raise_for_status()
     return f"Authorization: Bearer {r.json()['access_token']}"
 
 
-@pytest.mark.parametrize("role", ["hq", "region", "owner", "advisor", "pos"])
+@pytest.mark.parametrize("role", ["hq", "region", "owner", "advisor", "pos", "channel"])
 def test_generated_requests_find_nothing(
     demo_server: tuple[str, dict[str, str], Path], role: str
 ) -> None:

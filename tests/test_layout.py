@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-DOMAINS = ("members", "tasks", "incentives", "notifications")
+DOMAINS = ("audit", "members", "orders", "tasks", "incentives", "notifications")
 SQL_TABLE = re.compile(
     r"\b(?:FROM|JOIN|UPDATE|INSERT\s+INTO|DELETE\s+FROM|TRUNCATE)\s+([a-z_][a-z_0-9]*)\b"
 )

@@ -319,3 +319,46 @@ async def test_every_insight_table_downloads_as_csv(
         r404 = await client.get(f"/web/region/insights.csv?table={table}")
         assert r404.status_code == 404, table
     client.cookies.clear()
+
+
+CONSOLE = (
+    "/web/hq/stores",
+    "/web/hq/advisors",
+    "/web/hq/products",
+    "/web/hq/logins",
+    "/web/hq/keys",
+    "/web/hq/campaigns",
+    "/web/hq/imports",
+    "/web/hq/audit",
+    "/web/hq/audit.csv",
+)
+
+
+async def test_hq_console_is_hqs_alone_and_its_forms_need_csrf(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    shop = await make_shop()
+    client.cookies.clear()
+    for path in CONSOLE:
+        r = await client.get(path, headers={"Accept": "text/html"})
+        assert r.status_code in (302, 303, 307) and r.headers["location"] == "/web/login", path
+    owner = unique_phone()
+    await accounts.create_user("owner", owner, PASSWORD, store_codes=[shop.code])
+    await sign_in(client, owner)
+    for path in CONSOLE:
+        assert (await client.get(path)).status_code == 404, path
+    hq = unique_phone()
+    await accounts.create_user("hq", hq, PASSWORD)
+    client.cookies.clear()
+    await sign_in(client, hq)
+    for path in CONSOLE:
+        assert (await client.get(path)).status_code == 200, path
+    # A form post without the CSRF token changes nothing.
+    r = await client.post("/web/hq/keys", data={"store": shop.code})
+    assert r.status_code == 403
+    page = await client.get("/web/hq/keys")
+    r = await client.post("/web/hq/keys", data={"store": "NOSUCH", "_csrf_token": csrf_of(page)})
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    # A bad campaign segment is said on the page, not a 500.
+    r = await client.get("/web/hq/campaigns", params={"age_from": "x", "age_to": "3"})
+    assert r.status_code == 200 and "宝宝月龄" in r.text

@@ -152,7 +152,7 @@ class HqIncentivesController(Controller):
     )
     async def close(self, month: MonthPath) -> BonusStatementOut:
         _, statement = await statements.close_month(month_or_error(month, "month"))
-        return boards.statement_out(statement)
+        return boards.statement_out(statement, await boards.pay_changes(statement.month))
 
     @get(
         "/bonus-statements",
@@ -172,7 +172,8 @@ class HqIncentivesController(Controller):
                     "Content-Disposition": f'attachment; filename="bonus-{statement.month}.csv"'
                 },
             )
-        return Response(boards.statement_out(statement), media_type=MediaType.JSON)
+        changes = await boards.pay_changes(statement.month)
+        return Response(boards.statement_out(statement, changes), media_type=MediaType.JSON)
 
     @get(
         "/score-ledger",

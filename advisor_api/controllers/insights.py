@@ -138,6 +138,6 @@ class TargetsController(Controller):
     ) -> TargetTable:
         card = await visible_store(store_code, request.user.visible_stores)
         chosen = month_or_error(month, "month")
-        await targets.split_store_target(card["id"], chosen, data.advisors)
+        await targets.split_store_target(card["id"], chosen, data.advisors, store_code)
         scope = await scope_for(request.user, f"store:{store_code}")
         return await targets.target_table(scope, chosen, "advisor")

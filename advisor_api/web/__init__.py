@@ -19,6 +19,8 @@ from litestar.template.config import TemplateConfig
 
 from advisor_api.web.advisor import AdvisorPages
 from advisor_api.web.common import TEMPLATES, SignInFirst, sign_in_redirect
+from advisor_api.web.console import ConsolePages
+from advisor_api.web.console_more import ConsoleMorePages
 from advisor_api.web.hq import HqPages
 from advisor_api.web.insights import InsightPages
 from advisor_api.web.owner import OwnerPages
@@ -59,7 +61,15 @@ def web_router(jwt_secret: str, secure_cookies: bool = False) -> Router:
     )
     return Router(
         path="/web",
-        route_handlers=[SessionPages, OwnerPages, AdvisorPages, HqPages, InsightPages],
+        route_handlers=[
+            SessionPages,
+            OwnerPages,
+            AdvisorPages,
+            HqPages,
+            InsightPages,
+            ConsolePages,
+            ConsoleMorePages,
+        ],
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers={SignInFirst: sign_in_redirect},
         response_headers=PAGE_HEADERS,

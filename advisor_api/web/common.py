@@ -11,6 +11,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.response import Redirect
 from litestar.security.jwt import JWTAuth, Token
 
+from audit import trail
 from core import clock
 from core.errors import NotFound
 from core.periods import Period, month_of, parse_period
@@ -70,6 +71,7 @@ async def page_user(request: Request[Any, Any, Any], *roles: str) -> Principal:
         raise SignInFirst()
     if who.role not in roles:
         raise NotFound("这个页面不属于您的账号")
+    trail.acting_as(f"{who.role}:{who.phone}")
     return who
 
 

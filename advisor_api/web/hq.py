@@ -19,12 +19,15 @@ from advisor_api.web import charts
 from advisor_api.web.common import KINDS_ZH, page_user
 from core import clock
 from core.errors import DomainError, InvalidInput, NotFound, msgspec_field_error
-from core.periods import MONTH_PATTERN, month_of, month_or_error
+from core.periods import MONTH_PATTERN, month_of, month_or_error, parse_period
 from incentives import boards, contests, statements
 from incentives.schemas import ContestIn
 from incentives.targets import target_totals
 from members.scopes import Scope
+from orders import queries as orders
 from tasks.playbook import Rule, load_rules, save_rules
+
+UNROUTED_SHOWN = 100
 
 
 class RuleForm(Struct):
@@ -95,6 +98,28 @@ class HqPages(Controller):
                 "is_closed": any(c["month"] == chosen for c in closed),
                 "error": error,
                 "today": today,
+            },
+        )
+
+    @get("/o2o")
+    async def o2o(
+        self,
+        request: Request[Any, Any, Any],
+        month: Annotated[str | None, QueryParameter(pattern=MONTH_PATTERN)] = None,
+    ) -> Template:
+        """The orders no store took, and how orders were routed in a month by region."""
+        who = await page_user(request, "hq")
+        tz = clock.zone(clock.DEFAULT_TIMEZONE)
+        chosen = month_of(clock.today(tz)).name if month is None else month_or_error(month)
+        return Template(
+            "hq_o2o.html",
+            context={
+                "who": who,
+                "month": chosen,
+                "routing": await orders.routing_figures(parse_period(chosen), tz),
+                "unrouted": await orders.hq_orders("unrouted", UNROUTED_SHOWN, 0),
+                "settings": request.app.state.settings,
+                "tz": tz,
             },
         )
 

@@ -26,9 +26,11 @@ from members import queries as members
 from members.accounts import Principal
 from members.scopes import scope_for
 from members.settlement import store_settlement
+from orders.queries import store_orders
 from tasks.dashboard import store_dashboard
 
 TREND_DAYS = 30
+ORDERS_SHOWN = 20  # the waiting ones first, then the latest
 BOARDS = {"store": "本店", "region": "区域", "national": "全国"}
 
 
@@ -113,6 +115,7 @@ class OwnerPages(Controller):
             "national": "national",
         }[board]
         today = clock.today(clock.zone(store["timezone"]))
+        accept_minutes = request.app.state.settings.o2o_accept_minutes
         return Template(
             "owner_store.html",
             context={
@@ -136,6 +139,8 @@ class OwnerPages(Controller):
                 "trend": await trend(store["id"], store["timezone"]),
                 "targets": await month_targets(who, code, month_of(chosen.first).name),
                 "settlement": await store_settlement(store["id"], month_of(chosen.first).name),
+                "orders": await store_orders(store["id"], None, accept_minutes, ORDERS_SHOWN),
+                "accept_minutes": accept_minutes,
                 "pk": await boards.store_head_to_heads(
                     store["id"], clock.today(clock.zone(clock.DEFAULT_TIMEZONE))
                 ),

@@ -1,0 +1,1 @@
+"""The audit trail: who changed what HQ and owners steer the program by, and when."""
