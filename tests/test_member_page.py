@@ -164,7 +164,7 @@ async def test_the_phone_page_lists_the_day_in_sections_and_opens_the_member(
     assert f'href="tel:{today_phone}"' in text
     assert "5 个月 · 1 段 · 2026-11-25 转 2 段" in text  # born 05-25: six months on 11-25
     assert "奶粉</b> 2026-11-17 买 1 件 · 预计 2026-11-29 用完" in text
-    assert "要送货:下午三点后在家" in text  # the past call, its outcome and note
+    assert "11-20 11:00 要送货:下午三点后在家" in text  # the call, on the store's clock
     open_part = text[text.index('id="open"') : text.index('id="history"')]
     assert "送货" in open_part and 'class="outcome"' in open_part  # with its buttons
 

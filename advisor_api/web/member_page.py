@@ -6,7 +6,8 @@ members, without the buttons."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta, tzinfo
+from functools import partial
 from typing import Any
 
 from advisor_api.web.common import KINDS_ZH, RESULTS_ZH
@@ -23,17 +24,25 @@ STATUSES_ZH = {"open": "待跟进", "done": "已完成", "expired": "已过期",
 SEARCH_PAGE = 20
 
 
+def local_time(tz: tzinfo, instant: object, fmt: str) -> str:
+    """A stored instant as the store's clock reads it."""
+    at = clock.as_datetime(instant)
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(tz).strftime(fmt)
+
+
 async def member_context(who: Principal, member_id: int, readonly: bool) -> dict[str, Any]:
     """The member page's figures, for a member of one of ``who``'s stores (any store
     for HQ); another store's member is not found."""
     view = await queries.member_view(who.visible_stores, member_id, 0, 5)
-    timezone = who.timezone or clock.DEFAULT_TIMEZONE
-    today = clock.today(clock.zone(timezone))
+    # An advisor's store is the member's; an owner's page reads the chain's clock.
+    tz = clock.zone(who.timezone or clock.DEFAULT_TIMEZONE)
+    today = clock.today(tz)
     return {
         "who": who,
         "v": view,
         "readonly": readonly,
         "today": today,
+        "at": partial(local_time, tz),
         "soon": (await expiring_soon([member_id], today)).get(member_id, []),
         "open": [t for t in view.tasks if t.status == "open"],
         "past": [t for t in view.tasks if t.status != "open"],
