@@ -309,6 +309,7 @@ async def test_advisor_works_the_day_on_the_phone_online_and_offline(
     await page.locator(f"#open #task-{member_task}").get_by_role("button", name="已联系").click()
     await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
     assert await fits_360(page)
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
     await page.evaluate("window.scrollTo(0, 0)")
     await shoot(page, "advisor-member")
     # The cached list still shows both calls done.
@@ -346,6 +347,7 @@ async def test_advisor_works_the_day_on_the_phone_online_and_offline(
     assert await hits.count() == 1
     assert names[12] in await hits.inner_text() and twin[-4:] in await hits.inner_text()
     assert await fits_360(page)
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
     await shoot(page, "advisor-search")
     await hits.click()
     await page.wait_for_load_state("networkidle")

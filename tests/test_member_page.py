@@ -13,7 +13,7 @@ import httpx
 from members import accounts
 from tests.conftest import PASSWORD, Shop, login, make_shop, unique_phone
 from tests.test_tasks import advisor_login, buy, join
-from tests.test_web import signed_in
+from tests.test_web import csrf_of, signed_in
 
 Client = httpx.AsyncClient
 
@@ -151,12 +151,23 @@ async def test_the_phone_page_lists_the_day_in_sections_and_opens_the_member(
     assert r.status_code == 201, r.text
 
     await signed_in(client, phone)
-    page = (await client.get("/web/advisor/")).text
+    listing = await client.get("/web/advisor/")
+    page = listing.text
     counts = {s: count_of(page, s) for s in ("urgent", "overdue", "today", "done")}
     assert counts == {"urgent": 1, "overdue": 1, "today": 0, "done": 1}
     urgent = page[page.index('id="s-urgent"') : page.index('id="s-overdue"')]
     assert "送货" in urgent and f'data-member="{member_id}"' in urgent
     assert "要送货" in page[page.index('id="s-done"') :]
+
+    # 明天再联系 posts the card's one form (note and all) to the snooze.
+    late = next(c for c in cards if c["member"]["phone"] == late_phone)["tasks"][0]
+    moved = await client.post(
+        f"/web/advisor/tasks/{late['task_id']}/snooze",
+        data={"_csrf_token": csrf_of(listing), "note": "", "until": "2026-11-21"},
+    )
+    assert moved.status_code == 303, moved.text
+    page = (await client.get("/web/advisor/")).text
+    assert (count_of(page, "overdue"), count_of(page, "done")) == (0, 1)
 
     member = await client.get(f"/web/advisor/members/{member_id}")
     assert member.status_code == 200

@@ -2,6 +2,7 @@
 (function () {
   "use strict";
   var DB = "tiantian", STORE = "outcomes", CACHE = "tiantian-advisor-v1";
+  var STALE = 4 * 3600 * 1000;
   // A phone's clock may be wrong: calls are timed by the server's clock at page load.
   var served = Date.parse(document.getElementById("queue").dataset.now || "");
   var skew = isNaN(served) ? 0 : served - Date.now();
@@ -70,7 +71,10 @@
             return tx("readwrite", function (s) { return s.delete(item.id); });
           });
         });
-      }, Promise.resolve());
+      }, Promise.resolve()).then(function () {
+        // Calls sent: the cached list must not show them open on the next offline start.
+        if (items.length && window.caches) return caches.open(CACHE).then(function (c) { return c.add("/web/advisor/"); });
+      });
     }).catch(function (e) { console.log("sync stopped: " + e); }).then(function () {
       syncing = false;
       return again ? sync() : show();
@@ -150,7 +154,7 @@
     items.forEach(function (i) { finish(taskOf(i.url), i.body.result); });
   }).catch(function () {});
   // The members on today's list open offline too: their pages go into the service
-  // worker's cache once the list has painted (those already there are left be;
+  // worker's cache once the list has painted (one cached within STALE is left be;
   // opening one online refreshes it).
   function keep() {
     if (!window.caches || !navigator.onLine) return;
@@ -161,7 +165,10 @@
     caches.open(CACHE).then(function (c) {
       return urls.reduce(function (p, u) {
         return p.then(function () {
-          return c.match(u).then(function (hit) { return hit || c.add(u); });
+          return c.match(u).then(function (hit) {
+            var age = hit ? Date.now() - Date.parse(hit.headers.get("date") || "") : NaN;
+            return age < STALE ? null : c.add(u);  // none yet, or no longer fresh
+          });
         });
       }, Promise.resolve());
     }).then(function () { document.body.dataset.cached = String(urls.length); })
