@@ -339,14 +339,19 @@ def day_work(day: date, timezone: str) -> tuple[str, list[Any]]:
 
 
 async def member_view(
-    store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
+    store_ids: frozenset[int] | None,
+    member_id: int,
+    offset: int,
+    limit: int,
+    tasks_limit: int = 20,
 ) -> MemberView:
     """The member at a glance, for people of the member's home store: what the members
-    domain knows of them, and every task they were the subject of with its outcomes."""
+    domain knows of them, and the latest ``tasks_limit`` tasks they were the subject
+    of with their outcomes."""
     profile = await member_profile(store_ids, member_id, offset, limit)
     return MemberView(
         **msgspec.structs.asdict(profile),
-        tasks=await past_tasks(member_id),
+        tasks=await past_tasks(member_id, tasks_limit),
         run_outs=await member_run_outs(member_id),
     )
 

@@ -22,6 +22,8 @@ from tasks import queries
 RESULT_NAMES = {**RESULTS_ZH, "purchased": "已购买"}
 STATUSES_ZH = {"open": "待跟进", "done": "已完成", "expired": "已过期", "cancelled": "已取消"}
 SEARCH_PAGE = 20
+# The page lists a member's whole history of calls: a few a month, so this is years.
+PAGE_TASKS = 200
 
 
 def local_time(tz: tzinfo, instant: object, fmt: str) -> str:
@@ -33,7 +35,7 @@ def local_time(tz: tzinfo, instant: object, fmt: str) -> str:
 async def member_context(who: Principal, member_id: int, readonly: bool) -> dict[str, Any]:
     """The member page's figures, for a member of one of ``who``'s stores (any store
     for HQ); another store's member is not found."""
-    view = await queries.member_view(who.visible_stores, member_id, 0, 5)
+    view = await queries.member_view(who.visible_stores, member_id, 0, 5, PAGE_TASKS)
     # An advisor's store is the member's; an owner's page reads the chain's clock.
     tz = clock.zone(who.timezone or clock.DEFAULT_TIMEZONE)
     today = clock.today(tz)
