@@ -34,3 +34,5 @@ Id = Annotated[int, PathParameter(ge=1, le=MAX_ID)]
 SmallId = Annotated[int, PathParameter(ge=1, le=2**31 - 1)]
 Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
 Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=50, pattern=PRINTABLE)]
+# A page's search box: whatever was typed (the search says what it could not read).
+SearchText = Annotated[str | None, QueryParameter(max_length=200)]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from core.errors import InvalidInput
+from core.periods import add_months
 from members.schemas import BabyIn, BabyOut
 
 # Formula stages by the baby's age in whole months: [0, 6) → 1, [6, 12) → 2,
@@ -33,6 +34,16 @@ def stage_before(boundary_months: int) -> int:
     return stage_for_age(boundary_months - 1)
 
 
+def next_stage_on(birth: date, today: date) -> date | None:
+    """The day a baby born on ``birth`` starts the stage after the one their age calls
+    for on ``today``: the day they turn 6, 12 or 36 months (for a baby born on the
+    31st, the end of a shorter month, as the stage_up call counts it); None on the
+    last stage."""
+    months = max(age_in_months(birth, today), 0)
+    later = [b for b in STAGE_BOUNDARIES_MONTHS if b > months]
+    return add_months(birth, later[0]) if later else None
+
+
 def baby_out(
     baby_id: int, name: str, birth_date: date | None, due_date: date | None, today: date
 ) -> BabyOut:
@@ -46,6 +57,7 @@ def baby_out(
         due_date=due_date,
         age_months=months,
         stage=stage_for_age(months) if months is not None and months >= 0 else None,
+        next_stage_on=next_stage_on(birth_date, today) if birth_date else None,
     )
 
 

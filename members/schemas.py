@@ -65,6 +65,9 @@ class BabyOut(Struct):
     due_date: date | None
     age_months: int | None
     stage: int | None
+    # The day the next formula stage begins (the baby turns 6, 12 or 36 months: the
+    # stage_up call's anchor); None before birth and on the last stage.
+    next_stage_on: date | None = None
 
 
 class ExpiringPoints(Struct):
@@ -323,6 +326,29 @@ class MemberProfile(Struct):
     purchases_total: int
     # RN3: the latest purchase came within 90 days of the one before it.
     repeat_within_90_days: bool
+
+
+class MemberHit(Struct):
+    """A member found by a search: enough to know who is on the phone."""
+
+    member_id: int
+    name: str
+    phone: str
+    babies: list[BabyOut]
+    points_balance: int
+    tier: str | None
+    last_purchase_on: date | None
+    do_not_contact: bool
+
+
+class MemberSearchOut(Struct):
+    q: str
+    # How ``q`` was read: the phone's last four digits, a whole phone, or a name's start.
+    by: Literal["phone_tail", "phone", "name"]
+    offset: int
+    limit: int
+    members: list[MemberHit]
+    more: bool  # another page follows
 
 
 # --- HQ: the registry --------------------------------------------------------

@@ -4,10 +4,8 @@ reactivate). The calendar's kinds are made by the daily run (``tasks.daily``).""
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
-from datetime import date, timedelta
-from itertools import pairwise
+from datetime import date
 from typing import Any
 
 from core.db import days_after, fetch, in_list, rows_source
@@ -16,11 +14,8 @@ from members.events import MemberJoined, PurchaseRecorded
 from members.queries import category_history, store_todays
 from tasks.lifecycle import RunReport, insert_task_rows, transition
 from tasks.playbook import Rule, load_rules
+from tasks.runout import CATEGORY_NAMES, run_out
 
-CATEGORY_NAMES = {"formula": "奶粉", "probiotic": "益生菌", "cereal": "米粉", "care": "护理用品"}
-# A member's own rate may not stray further than this from the product's label.
-OWN_RATE_CLAMP = (0.5, 2.0)
-MAX_SUPPLY_DAYS = 366
 # A stage_up counts as kept when the next stage is bought within this many days of
 # the boundary.
 KEEP_DAYS = 30
@@ -165,8 +160,8 @@ async def _replenish_rows(
         bought[(member, category)][day] = [units, label_days]
     rows = []
     for (member, category), purchase in latest.items():
-        run_out = _run_out(bought[(member, category)], purchase.purchased_on)
-        if run_out is None or rule.window(run_out)[1] < today[purchase.store_id]:
+        runs_out = run_out(bought[(member, category)], purchase.purchased_on)
+        if runs_out is None or rule.window(runs_out)[1] < today[purchase.store_id]:
             continue
         name = CATEGORY_NAMES.get(category, category)
         # By purchase: a second purchase the same day makes a later run-out, which
@@ -176,43 +171,11 @@ async def _replenish_rows(
                 "replenish",
                 member,
                 rule,
-                run_out,
-                f"{name}预计{run_out.month}月{run_out.day}日用完",
+                runs_out,
+                f"{name}预计{runs_out.month}月{runs_out.day}日用完",
                 f"purchase:{purchase.purchase_id}",
                 f"replenish:{member}:{category}:{purchase.purchase_id}",
                 topic=category,
             )
         )
     return rows
-
-
-def _run_out(days: dict[date, list[int]], bought_on: date) -> date | None:
-    """The day a purchase of ``bought_on`` runs out: units × the member's own days per
-    unit (kept within half to twice the label), else the label's; None for a
-    stock-up of over a year."""
-    units, label_days = days.get(bought_on, [0, 0])
-    if units <= 0:
-        return None
-    label_per_unit = label_days / units
-    per_unit = _own_days_per_unit(days) or label_per_unit
-    lo, hi = OWN_RATE_CLAMP
-    per_unit = min(max(per_unit, label_per_unit * lo), label_per_unit * hi)
-    supply_days = round(per_unit * units)
-    if supply_days > MAX_SUPPLY_DAYS:
-        return None
-    return bought_on + timedelta(days=supply_days)
-
-
-def _own_days_per_unit(days: dict[date, list[int]]) -> float | None:
-    """The member's own days per unit, from the gaps between their purchases of a
-    category: needs three purchases; the median shrugs off one odd gap."""
-    ordered = sorted(days.items())
-    if len(ordered) < 3:
-        return None
-    rates = [
-        (later - earlier).days / units
-        for (earlier, (units, _)), (later, _) in pairwise(ordered)
-        if units > 0
-    ]
-    recent = rates[-6:]
-    return statistics.median(recent) if recent else None

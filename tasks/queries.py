@@ -24,11 +24,13 @@ from members.queries import (
 )
 from members.tiers import effective_tier
 from members.views import expiring_soon, member_profile
-from tasks.generation import CATEGORY_NAMES
+from tasks.playbook import load_rules
+from tasks.runout import CATEGORY_NAMES, member_run_outs
 from tasks.schemas import (
     Card,
     CardMember,
     CardTask,
+    DoneTask,
     MemberView,
     OutcomeView,
     PastTask,
@@ -99,6 +101,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
     cards: dict[int, Card] = {}
     expiring = await expiring_soon(sorted({int(row["member"]) for row in rows}), day)
     policy = await load_policy()
+    urgent = {kind for kind, rule in (await load_rules()).items() if rule.urgent}
     for row in rows:
         task = CardTask(
             task_id=row["id"],
@@ -109,6 +112,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
             expires_on=row["expires_on"],
             overdue=row["due_on"] < day,
             priority=row["priority"],
+            urgent=row["kind"] in urgent,
         )
         card = cards.get(row["member"])
         if card is None:
@@ -141,6 +145,24 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
         ),
         cards=ordered,
     )
+
+
+async def done_today(advisor_id: int, timezone: str, day: date) -> list[DoneTask]:
+    """The tasks the advisor finished on ``day`` (store-local), latest first: the
+    phone's 已完成 section, counted as ``TodayCounts.done_today`` counts them."""
+    start, end = clock.day_bounds(day, clock.zone(timezone))
+    rows = await fetch(
+        "SELECT t.id, t.kind, t.reason, t.member, t.result, m.name"
+        f" FROM task t JOIN {MEMBERS} m ON m.id = t.member WHERE t.assignee = {{}}"
+        " AND t.status = 'done' AND t.updated_at >= {} AND t.updated_at < {}"
+        " ORDER BY t.updated_at DESC, t.id DESC",
+        advisor_id,
+        start,
+        end,
+    )
+    return [
+        DoneTask(r["id"], r["kind"], r["reason"], r["member"], r["name"], r["result"]) for r in rows
+    ]
 
 
 SYNC_PAGE = 500
@@ -317,12 +339,21 @@ def day_work(day: date, timezone: str) -> tuple[str, list[Any]]:
 
 
 async def member_view(
-    store_ids: frozenset[int] | None, member_id: int, offset: int, limit: int
+    store_ids: frozenset[int] | None,
+    member_id: int,
+    offset: int,
+    limit: int,
+    tasks_limit: int = 20,
 ) -> MemberView:
     """The member at a glance, for people of the member's home store: what the members
-    domain knows of them, and every task they were the subject of with its outcomes."""
+    domain knows of them, and the latest ``tasks_limit`` tasks they were the subject
+    of with their outcomes."""
     profile = await member_profile(store_ids, member_id, offset, limit)
-    return MemberView(**msgspec.structs.asdict(profile), tasks=await past_tasks(member_id))
+    return MemberView(
+        **msgspec.structs.asdict(profile),
+        tasks=await past_tasks(member_id, tasks_limit),
+        run_outs=await member_run_outs(member_id),
+    )
 
 
 async def past_tasks(member_id: int, limit: int = 20) -> list[PastTask]:

@@ -39,6 +39,8 @@ class CardTask(Struct):
     expires_on: date
     overdue: bool
     priority: int
+    # HQ marks the kind urgent (a delivery, by default): the phone lists it under 紧急.
+    urgent: bool = False
 
 
 class Card(Struct):
@@ -134,10 +136,33 @@ class PastTask(Struct):
     converted_amount: str | None
 
 
+class RunOut(Struct):
+    """A category the member buys: the latest purchase and the day it runs out."""
+
+    category: str
+    name: str  # the category in Chinese, as the replenish call says it
+    last_bought_on: date
+    units: int  # bought that day
+    runs_out_on: date | None  # None: a stock-up of over a year
+
+
 class MemberView(MemberProfile):
     """The member at a glance: what the members domain knows, and their tasks."""
 
     tasks: list[PastTask]
+    # Per category, soonest first: what the replenish call counts on.
+    run_outs: list[RunOut] = msgspec.field(default_factory=list)
+
+
+class DoneTask(Struct):
+    """A task the advisor finished today: the phone's 已完成 section."""
+
+    task_id: int
+    kind: str
+    reason: str
+    member_id: int
+    member_name: str
+    result: str | None
 
 
 # --- working the list: outcomes and snoozes ------------------------------------------

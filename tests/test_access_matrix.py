@@ -112,6 +112,7 @@ EXPECTED: dict[str, Who] = {
     "GET /advisor/v1/tasks": ADVISOR,
     "POST /advisor/v1/tasks/{task_id}/outcome": ADVISOR,
     "POST /advisor/v1/tasks/{task_id}/snooze": ADVISOR,
+    "GET /advisor/v1/members": ADVISOR,
     "GET /advisor/v1/members/{member_id}": ADVISOR,
     "POST /advisor/v1/devices": ADVISOR,
     "DELETE /advisor/v1/devices/{token}": ADVISOR,
@@ -191,6 +192,10 @@ OTHER_STORE: dict[str, tuple[Access | int, str]] = {
     "POST /pos/v1/returns": (422, "the receipt is store A's: no such receipt at the key's store"),
     "GET /owner/v1/stores/{store_code}/settlement": (404, "another owner's store is not found"),
     "GET /advisor/v1/members/{member_id}": (404, "a member of another store is not found"),
+    "GET /advisor/v1/members": (
+        OK,
+        "a search of the caller's own store: store A's member is not among the hits (checked)",
+    ),
     "POST /advisor/v1/tasks/{task_id}/outcome": (404, "another advisor's task is not found"),
     "POST /advisor/v1/tasks/{task_id}/snooze": (404, "another advisor's task is not found"),
     "DELETE /advisor/v1/devices/{token}": (
@@ -239,6 +244,7 @@ OTHER_REGION: dict[str, tuple[Access | int, str]] = {
 # The other advisor of store A, on the first advisor's objects.
 COLLEAGUE: dict[str, tuple[Access | int, str]] = {
     "GET /advisor/v1/members/{member_id}": (OK, "the store's members are every advisor's"),
+    "GET /advisor/v1/members": (OK, "the store's members are every advisor's (found: checked)"),
     "POST /advisor/v1/tasks/{task_id}/outcome": (404, "a task is its assignee's alone"),
     "POST /advisor/v1/tasks/{task_id}/snooze": (404, "a task is its assignee's alone"),
     "DELETE /advisor/v1/devices/{token}": (204, "nothing removed (checked)"),
@@ -431,6 +437,7 @@ REQUESTS: dict[str, Callable[[World], Call]] = {
         path={"task_id": w.snooze_task}, body={"until": "2026-11-27"}
     ),
     "GET /advisor/v1/members/{member_id}": lambda w: Call(path={"member_id": w.member_id}),
+    "GET /advisor/v1/members": lambda w: Call(query={"q": w.member_phone[-4:]}),
     "POST /advisor/v1/devices": lambda w: Call(
         body={"token": f"fcm-{uuid.uuid4().hex}", "platform": "ios"}
     ),
@@ -686,6 +693,9 @@ async def test_another_stores_people_do_not_get_this_stores_objects(
                 r = await send(client, w, operation, headers)
                 if (why := judge(operation, f"{caller} {of}", expected, r)) is not None:
                     wrong.append(why)
+                if operation == "GET /advisor/v1/members" and expected == OK:
+                    hits = {m["member_id"] for m in r.json()["members"]}
+                    assert (w.member_id in hits) == (of.endswith("colleague")), (caller, of)
                 if operation == "GET /v1/contests/{contest_id}/standings" and expected == OK:
                     # Store B is in 华东, the contest's advisors in 华南: names masked.
                     names = [e["advisor_name"] for e in r.json()["advisors"]]

@@ -87,6 +87,14 @@ def test_leaderboard_runs(dataset: str) -> None:
     assert "equal a plain window query" in out
 
 
+def test_member_search_runs(dataset: str) -> None:
+    out = bench(
+        "members.py", "--database-url", dataset, "--clients", "2", "--seconds", "0.5",
+        "--advisors", "5",
+    )  # fmt: skip
+    assert "by tail" in out and "plan by tail" in out and "target (by tail" in out
+
+
 def test_insights_runs(dataset: str) -> None:
     out = bench("insights.py", "--database-url", dataset, "--repeat", "3", "--floor-repeat", "1")
     assert "target (national month" in out

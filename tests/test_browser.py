@@ -14,6 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.conftest import (
     DATABASE_URL,
     PASSWORD,
     TEST_NOW,
+    Shop,
     login,
     make_shop,
     receipt,
@@ -134,59 +136,247 @@ async def test_owner_sees_the_league_table_in_order_and_not_another_store(
     await page.context.close()
 
 
-async def test_advisor_records_outcomes_online_and_offline_each_once(
-    client: httpx.AsyncClient, products: None, server: str, browser: Any
-) -> None:
-    shop = await make_shop()
+SURNAMES = "王李张刘陈杨黄赵吴周"
+GIVEN = ["芳", "静", "敏", "丽", "婷", "娜", "霞", "燕"]
+# The page-weight and first-paint figures of one load of the day's list, read with
+# the Performance API in the page itself.
+FIGURES = """() => new Promise((done) => {
+  const nav = performance.getEntriesByType("navigation")[0];
+  const js = performance.getEntriesByType("resource").find((e) => e.name.endsWith("/app.js"));
+  // The first paint may come after the load event: wait for its entry.
+  new PerformanceObserver((seen) => {
+    const first = seen.getEntries().find((e) => e.name === "first-contentful-paint");
+    if (first) done({html: nav.decodedBodySize, html_wire: nav.transferSize,
+                     script: js ? js.decodedBodySize : null, first_paint: first.startTime});
+  }).observe({type: "paint", buffered: true});
+})"""
+# Every visible control at least 44×44 px, and every control named.
+TOUCH = """() => {
+  const small = [], unnamed = [];
+  for (const el of document.querySelectorAll(
+      "a[href], button, input:not([type=hidden]), summary, select, textarea")) {
+    const name = el.getAttribute("aria-label") || (el.labels && el.labels.length
+      ? el.labels[0].textContent : "") || el.textContent || el.title || "";
+    if (!name.trim()) unnamed.push(el.outerHTML.slice(0, 80));
+    const r = el.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;  // in a closed card
+    if (r.width < 44 || r.height < 44)
+      small.push(`${el.outerHTML.slice(0, 60)} ${Math.round(r.width)}x${Math.round(r.height)}`);
+  }
+  return {small, unnamed};
+}"""
+
+
+async def fits_360(page: Any) -> bool:
+    await page.set_viewport_size({"width": 360, "height": 740})
+    return bool(await page.evaluate("document.documentElement.scrollWidth <= 360"))
+
+
+async def counts(page: Any) -> dict[str, int]:
+    found = {}
+    for key in ("urgent", "overdue", "today", "done"):
+        found[key] = int(await page.locator(f"#h-{key} .n").inner_text())
+    return found
+
+
+@dataclass
+class Day:
+    """Forty members of a store with a call each today, and two more."""
+
+    shop: Shop
+    phones: list[str]
+    names: list[str]
+    quiet_id: int  # a member of the store with nothing to do today
+    twin: str  # another store's member: the same name and last four digits as no. 12
+
+
+async def forty_cards(client: httpx.AsyncClient) -> Day:
+    shop, other = await make_shop(), await make_shop()
     advisor = shop.advisors[0]
-    # Three members who joined three days ago and bought: a follow-up due today each.
-    for _ in range(3):
-        member = unique_phone()
-        await client.post(
+    # Forty members who bought: ten follow-ups overdue (bought 11-15), thirty due today.
+    phones, names = [], []
+    for i in range(40):
+        phone, name = unique_phone(), SURNAMES[i % 10] + GIVEN[i % 8] + str(i)
+        birth = f"2026-09-{1 + i % 20:02d}" if i % 2 else f"2026-02-{1 + i % 20:02d}"
+        r = await client.post(
             "/pos/v1/members",
-            json={"phone": member, "advisor_code": advisor, "babies": []},
+            json={
+                "phone": phone,
+                "name": name,
+                "advisor_code": advisor,
+                "babies": [{"name": "宝宝", "birth_date": birth}],
+            },
             headers=shop.pos,
         )
-        body = receipt(phone=member, purchased_at="2026-11-17T10:00:00+08:00")
+        assert r.status_code == 201, r.text
+        bought = "2026-11-15" if i < 10 else "2026-11-17"
+        body = receipt(phone=phone, purchased_at=f"{bought}T10:00:00+08:00")
         assert (
             await client.post("/pos/v1/purchases", json=body, headers=shop.pos)
         ).status_code == 201
-    phone = unique_phone()
-    await accounts.create_user("advisor", phone, PASSWORD, advisor_code=advisor)
-    page = await page_for(browser, server, phone)
+        phones.append(phone)
+        names.append(name)
+    # A member of the store with nothing to do today (so not cached), and one of
+    # another store with the same name and the same last four digits.
+    quiet = unique_phone()
+    r = await client.post(
+        "/pos/v1/members", json={"phone": quiet, "advisor_code": advisor}, headers=shop.pos
+    )
+    quiet_id = r.json()["member_id"]
+    twin = f"136{int(time.time() * 1000) % 10**4:04d}{phones[12][-4:]}"
+    r = await client.post(
+        "/pos/v1/members",
+        json={"phone": twin, "name": names[12], "advisor_code": other.advisors[0]},
+        headers=other.pos,
+    )
+    assert r.status_code == 201, r.text
+    return Day(shop, phones, names, quiet_id, twin)
+
+
+async def cold_load(browser: Any, server: str, signed_in: Any) -> dict[str, float]:
+    """Page weight and first paint of a fresh load of the list, with the service
+    worker kept out of it (the cold case a phone meets first)."""
+    cold = await browser.new_context(
+        viewport={"width": 390, "height": 844},
+        base_url=server,
+        storage_state=await signed_in.context.storage_state(),
+        service_workers="block",
+    )
+    fresh = await cold.new_page()
+    await fresh.goto("/web/advisor/", wait_until="load")
+    figures: dict[str, float] = await fresh.evaluate(FIGURES)
+    assert await fresh.locator("details.card").count() == 40
+    await cold.close()
+    return figures
+
+
+async def test_advisor_works_the_day_on_the_phone_online_and_offline(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    day = await forty_cards(client)
+    shop, phones, names, quiet_id, twin = day.shop, day.phones, day.names, day.quiet_id, day.twin
+    advisor = shop.advisors[0]
+    login_phone = unique_phone()
+    await accounts.create_user("advisor", login_phone, PASSWORD, advisor_code=advisor)
+    page = await page_for(browser, server, login_phone)
     assert page.url.endswith("/web/advisor/")
-    # The pages run under a strict Content-Security-Policy, so nothing here asks the
-    # page to eval a string (Playwright's wait_for_function would).
+
+    figures = await cold_load(browser, server, page)
+    print(
+        f"\nadvisor list, 40 cards: HTML {figures['html'] / 1024:.1f} KB"
+        f" ({figures['html_wire'] / 1024:.1f} KB on the wire),"
+        f" script {figures['script'] / 1024:.1f} KB,"
+        f" first paint {figures['first_paint']:.0f} ms"
+    )
+    assert figures["html"] <= 60 * 1024 and 0 < figures["script"] <= 10 * 1024
+    assert figures["first_paint"] < 1000
+
+    # The sections and their counts; the page fits 360 px; every control is named and
+    # a thumb's size (with a card open).
+    assert await counts(page) == {"urgent": 0, "overdue": 10, "today": 30, "done": 0}
     assert await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
     await page.set_viewport_size({"width": 360, "height": 740})
-    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    first = page.locator("#s-overdue details.card").first
+    await first.locator("summary").click()
+    assert await first.get_attribute("open") is not None
+    assert await first.get_by_role("button", name="未接通").is_visible()
+    assert await fits_360(page)
+    checked = await page.evaluate(TOUCH)
+    assert checked == {"small": [], "unnamed": []}, checked
     await shoot(page, "advisor-today")
-    tasks = page.locator("form.outcome")
-    assert await tasks.count() >= 3
-    ids = [int((await tasks.nth(i).get_attribute("action")).split("/")[-2]) for i in range(3)]
+    await first.locator("summary").click()
+    assert await first.get_attribute("open") is None
+    assert not await first.get_by_role("button", name="未接通").is_visible()
+    # The members on the list are cached for offline.
+    await page.locator("body[data-cached='40']").wait_for(state="attached")
 
-    # Online: one tap records the call.
+    # Online: the member asks for a delivery. The card moves to 已完成 at once; the
+    # delivery lands in 紧急 with the next load.
+    card = page.locator("#s-today details.card").first
+    delivery_member = await card.get_attribute("data-member")
+    online_task = int((await card.get_attribute("id")).split("-")[1])
+    await card.locator("summary").click()
     async with page.expect_response(
-        lambda r: r.request.method == "POST" and r.url.endswith(f"/tasks/{ids[0]}/outcome")
+        lambda r: r.request.method == "POST" and r.url.endswith(f"/tasks/{online_task}/outcome")
     ) as sent:
-        await tasks.nth(0).get_by_role("button", name="已联系").click()
+        await card.get_by_role("button", name="要送货").click()
     assert (await sent.value).status == 201
+    assert await counts(page) == {"urgent": 0, "overdue": 10, "today": 29, "done": 1}
+    assert "要送货" in await page.locator("#done-list").inner_text()
     await page.locator("#queue[data-waiting='0']").wait_for(state="attached")
-    # Offline: two more calls wait on the phone, then land once each on reconnecting.
+    await page.reload()
+    assert await counts(page) == {"urgent": 1, "overdue": 10, "today": 29, "done": 1}
+    urgent = page.locator("#s-urgent details.card")
+    assert await urgent.get_attribute("data-member") == delivery_member
+    assert "送货" in await urgent.locator("summary").inner_text()
+
+    # Offline: a call is queued and its card still moves; a member on the list opens
+    # from the cache (one not on it does not); a call from the member page is queued too.
     await page.context.set_offline(True)
-    await page.locator(f"#task-{ids[1]} form.outcome").get_by_role("button", name="未接通").click()
-    await page.locator(f"#task-{ids[2]} form.outcome").get_by_role("button", name="会购买").click()
-    await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
-    assert "2 条结果等待联网同步" in await page.locator("#queue").inner_text()
+    late = page.locator("#s-overdue details.card").first
+    offline_task = int((await late.get_attribute("id")).split("-")[1])
+    await late.locator("summary").click()
+    await late.get_by_role("button", name="未接通").click()
+    await page.locator("#queue[data-waiting='1']").wait_for(state="attached")
+    assert await counts(page) == {"urgent": 1, "overdue": 9, "today": 29, "done": 2}
+    assert "1 条结果等待联网同步" in await page.locator("#queue").inner_text()
+    await page.evaluate("window.scrollTo(0, 0)")
     await shoot(page, "advisor-offline")
+    target = page.locator("#s-today details.card").first
+    member_id = await target.get_attribute("data-member")
+    member_task = int((await target.get_attribute("id")).split("-")[1])
+    member_name = await target.locator("summary b").inner_text()
+    await page.goto(f"/web/advisor/members/{member_id}")
+    assert await page.locator("#m-name").inner_text() == member_name
+    assert await page.locator("#babies li").count() == 1
+    assert "奶粉" in await page.locator("#runouts").inner_text()
+    await page.locator(f"#open #task-{member_task}").get_by_role("button", name="已联系").click()
+    await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
+    assert await fits_360(page)
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
+    await page.evaluate("window.scrollTo(0, 0)")
+    await shoot(page, "advisor-member")
+    # The cached list still shows both calls done.
+    await page.goto("/web/advisor/")
+    await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
+    assert (await counts(page))["done"] == 3
+    # (A member not on the list was never cached: offline, their page does not open.)
+    other_tab = await page.context.new_page()
+    with pytest.raises(Exception, match="ERR_"):
+        await other_tab.goto(f"/web/advisor/members/{quiet_id}")
+    await other_tab.close()
+    await page.locator("#queue[data-waiting='2']").wait_for(state="attached")
+    assert (await counts(page))["done"] == 3
+    # Back online: the queue drains, each call recorded once.
     await page.context.set_offline(False)
     await page.evaluate("window.dispatchEvent(new Event('online'))")
     await page.locator("#queue[data-waiting='0']").wait_for(state="attached")
-    for task_id, result in zip(ids, ["reached", "no_answer", "will_buy"], strict=True):
+    for task_id, result in [
+        (online_task, "delivery_requested"),
+        (offline_task, "no_answer"),
+        (member_task, "reached"),
+    ]:
         rows = await fetch("SELECT result FROM outcome WHERE task = {}", task_id)
         assert [r["result"] for r in rows] == [result], task_id
         (task,) = await fetch("SELECT status FROM task WHERE id = {}", task_id)
         assert task["status"] == "done"
+    await page.reload()
+    assert await counts(page) == {"urgent": 1, "overdue": 9, "today": 28, "done": 3}
+
+    # Search by the last four digits: the store's member, not the other store's twin.
+    await page.get_by_label("找会员").fill(phones[12][-4:])
+    await page.get_by_role("button", name="查找").click()
+    await page.wait_for_load_state("networkidle")
+    hits = page.locator("#hits a")
+    assert await hits.count() == 1
+    assert names[12] in await hits.inner_text() and twin[-4:] in await hits.inner_text()
+    assert await fits_360(page)
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
+    await shoot(page, "advisor-search")
+    await hits.click()
+    await page.wait_for_load_state("networkidle")
+    assert await page.locator("#m-name").inner_text() == names[12]
+    assert await page.locator(f"a[href='tel:{phones[12]}']").count() == 1
     await page.context.close()
 
 

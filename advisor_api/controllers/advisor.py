@@ -9,7 +9,7 @@ import msgspec
 from litestar import Controller, MediaType, Request, Response, delete, get, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from advisor_api.params import Id, PeriodQuery
+from advisor_api.params import PRINTABLE, Id, PeriodQuery
 from advisor_api.security import requires_role
 from advisor_api.today_cache import TodayCache
 from core import clock
@@ -18,6 +18,8 @@ from core.periods import period_or_error
 from incentives import boards
 from incentives.schemas import MyScore
 from members.accounts import Principal
+from members.schemas import MemberSearchOut
+from members.search import search_members
 from notifications import services as pushes
 from notifications.schemas import DeviceIn, DeviceOut
 from tasks import outcomes, queries
@@ -87,6 +89,29 @@ class AdvisorController(Controller):
             return await queries.advisor_changes(advisor_id, since, limit)
         except queries.BadCursor as exc:
             raise InvalidInput.on("since", str(exc)) from None
+
+    @get(
+        "/members",
+        summary="Find a member of your store by the phone's last 4 digits, the phone or a name",
+        opt={"problems": (422,)},
+    )
+    async def search(
+        self,
+        request: Request[Principal, Any, Any],
+        q: Annotated[
+            str,
+            QueryParameter(
+                min_length=1,
+                max_length=50,
+                pattern=PRINTABLE,
+                description="4 digits: the phone's tail; a whole mobile: the phone;"
+                " anything else: the start of the name",
+            ),
+        ],
+        offset: Annotated[int, QueryParameter(ge=0, le=10_000)] = 0,
+        limit: Annotated[int, QueryParameter(ge=1, le=50)] = 20,
+    ) -> MemberSearchOut:
+        return await search_members(me(request).store_ids, q, limit, offset)
 
     @get(
         "/members/{member_id:int}",

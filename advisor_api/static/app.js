@@ -1,7 +1,8 @@
 // 顾问页:离线时把通话结果存进 IndexedDB,联网后按 client_outcome_id 补发(重复发送无害)。
 (function () {
   "use strict";
-  var DB = "tiantian", STORE = "outcomes";
+  var DB = "tiantian", STORE = "outcomes", CACHE = "tiantian-advisor-v1";
+  var STALE = 4 * 3600 * 1000;
   // A phone's clock may be wrong: calls are timed by the server's clock at page load.
   var served = Date.parse(document.getElementById("queue").dataset.now || "");
   var skew = isNaN(served) ? 0 : served - Date.now();
@@ -70,15 +71,46 @@
             return tx("readwrite", function (s) { return s.delete(item.id); });
           });
         });
-      }, Promise.resolve());
+      }, Promise.resolve()).then(function () {
+        // Calls sent: the cached list must not show them open on the next offline start.
+        if (items.length && window.caches) return caches.open(CACHE).then(function (c) { return c.add("/web/advisor/"); });
+      });
     }).catch(function (e) { console.log("sync stopped: " + e); }).then(function () {
       syncing = false;
       return again ? sync() : show();
     });
   }
+  function bump(section, by) {
+    var n = section && section.querySelector(".n");
+    if (!n) return;
+    n.dataset.count = String(Number(n.dataset.count || 0) + by);
+    n.textContent = n.dataset.count;
+  }
+  // A call recorded (or waiting to be sent): its card leaves its section for 已完成.
+  function finish(taskId, result) {
+    var card = document.getElementById("task-" + taskId);
+    if (!card || card.dataset.done) return;
+    card.dataset.done = "1";
+    var list = document.getElementById("done-list");
+    if (!list) { card.hidden = true; return; }
+    bump(card.closest("section"), -1);
+    bump(document.getElementById("s-done"), 1);
+    var li = document.createElement("li"), a = document.createElement("a");
+    var button = card.querySelector("button[value='" + result + "']");
+    a.href = "/web/advisor/members/" + card.dataset.member;
+    a.textContent = card.querySelector("summary b").textContent;
+    li.id = card.id;
+    li.appendChild(a);
+    li.appendChild(document.createTextNode(" · " + (button ? button.textContent : result)));
+    card.remove();
+    list.insertBefore(li, list.firstChild);
+  }
+  function taskOf(url) { var m = /tasks\/(\d+)\/outcome/.exec(url); return m && m[1]; }
   document.addEventListener("submit", function (ev) {
     var form = ev.target;
     if (!form.classList.contains("outcome")) return;
+    // 明天再联系 posts the form to its own address, as a plain form.
+    if (ev.submitter && ev.submitter.name === "until") return;
     ev.preventDefault();
     var id = (crypto.randomUUID && crypto.randomUUID()) || String(Date.now()) + Math.random();
     var body = {
@@ -92,6 +124,7 @@
     tx("readwrite", function (s) { return s.put(item); }).then(function () {
       var task = form.closest(".task");
       if (task) { task.hidden = true; }
+      finish(taskOf(form.action), body.result);
       return sync();
     });
   });
@@ -110,5 +143,37 @@
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/web/advisor/sw.js", { scope: "/web/advisor/" }).catch(function () {});
   }
+  // Each card's script, from the list's one copy of it.
+  var said = document.querySelectorAll("p[data-sc]");
+  for (var k = 0; k < said.length; k++) {
+    var text = document.getElementById("sc" + said[k].dataset.sc);
+    if (text) said[k].textContent = "话术:" + text.textContent;
+  }
+  // A page from the cache (offline) still lists calls that wait to be sent.
+  pending().then(function (items) {
+    items.forEach(function (i) { finish(taskOf(i.url), i.body.result); });
+  }).catch(function () {});
+  // The members on today's list open offline too: their pages go into the service
+  // worker's cache once the list has painted (one cached within STALE is left be;
+  // opening one online refreshes it).
+  function keep() {
+    if (!window.caches || !navigator.onLine) return;
+    var links = document.querySelectorAll("details.card a.m"), urls = [];
+    for (var i = 0; i < links.length; i++) {
+      if (urls.indexOf(links[i].pathname) < 0) urls.push(links[i].pathname);
+    }
+    caches.open(CACHE).then(function (c) {
+      return urls.reduce(function (p, u) {
+        return p.then(function () {
+          return c.match(u).then(function (hit) {
+            var age = hit ? Date.now() - Date.parse(hit.headers.get("date") || "") : NaN;
+            return age < STALE ? null : c.add(u);  // none yet, or no longer fresh
+          });
+        });
+      }, Promise.resolve());
+    }).then(function () { document.body.dataset.cached = String(urls.length); })
+      .catch(function (e) { console.log("caching members stopped: " + e); });
+  }
+  setTimeout(keep, 500);
   sync();
 })();

@@ -15,9 +15,10 @@ from litestar.params import Body
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
-from advisor_api.params import Id
+from advisor_api.params import Id, Offset, SearchText
 from advisor_api.web import charts
 from advisor_api.web.common import KINDS_ZH, RESULTS_ZH, STATIC, page_user
+from advisor_api.web.member_page import RESULT_NAMES, member_context, search_context
 from core import clock
 from core.errors import InvalidInput, msgspec_field_error
 from core.periods import month_of
@@ -25,7 +26,9 @@ from incentives import boards
 from incentives.schemas import MyScore
 from members.accounts import Principal
 from tasks import outcomes, queries
-from tasks.schemas import OutcomeIn
+from tasks.schemas import CardMember, CardTask, OutcomeIn, TodayOut
+
+SECTIONS = (("urgent", "紧急"), ("overdue", "逾期"), ("today", "今天"))
 
 
 class OutcomeForm(Struct):
@@ -53,6 +56,18 @@ def my_target_bars(score: MyScore) -> list[charts.Progress]:
         ),
         charts.progress("积分", target.actual.points, target.points, attainment.points),
     ]
+
+
+def sections(today: TodayOut) -> list[tuple[str, str, list[tuple[CardMember, CardTask]]]]:
+    """The day's tasks, one card each, in the phone's sections: 紧急 (a kind HQ marks
+    urgent, such as a delivery, whatever its date), 逾期 (overdue), 今天 (due today);
+    each in the list's order, most urgent first."""
+    placed: dict[str, list[tuple[CardMember, CardTask]]] = {key: [] for key, _ in SECTIONS}
+    for card in today.cards:
+        for task in card.tasks:
+            key = "urgent" if task.urgent else "overdue" if task.overdue else "today"
+            placed[key].append((card.member, task))
+    return [(key, title, placed[key]) for key, title in SECTIONS]
 
 
 async def _advisor(request: Request[Any, Any, Any]) -> tuple[Principal, int, str]:
@@ -97,20 +112,45 @@ class AdvisorPages(Controller):
         who, advisor_id, timezone = await _advisor(request)
         day = clock.today(clock.zone(timezone))
         score = await boards.my_score(advisor_id, month_of(day))
+        listed = await queries.advisor_today(advisor_id, timezone, day)
         return Template(
             "advisor.html",
             context={
                 "who": who,
-                "today": await queries.advisor_today(advisor_id, timezone, day),
+                "sections": sections(listed),
+                # A kind's script reads the same on every card: sent once, numbered.
+                "scripts": {
+                    text: i
+                    for i, text in enumerate(
+                        dict.fromkeys(t.script for c in listed.cards for t in c.tasks)
+                    )
+                },
+                "done": await queries.done_today(advisor_id, timezone, day),
                 "score": score,
                 "target_bars": my_target_bars(score),
                 "kinds": KINDS_ZH,
                 "results": RESULTS_ZH,
+                "result_names": RESULT_NAMES,
                 "tomorrow": (day + timedelta(days=1)).isoformat(),
                 # The server's clock: calls are timed by it, whatever the phone's says.
                 "now": clock.now().isoformat(),
             },
         )
+
+    @get("/members/{member_id:int}")
+    async def member(self, request: Request[Any, Any, Any], member_id: Id) -> Template:
+        who, _, _ = await _advisor(request)
+        return Template("member.html", context=await member_context(who, member_id, False))
+
+    @get("/search")
+    async def search(
+        self, request: Request[Any, Any, Any], q: SearchText = None, offset: Offset = 0
+    ) -> Template:
+        who, _, _ = await _advisor(request)
+        context = await search_context(
+            who, q, offset, "/web/advisor/", "/web/advisor/search", "/web/advisor/members/"
+        )
+        return Template("member_search.html", context=context)
 
     @post("/tasks/{task_id:int}/outcome", status_code=200)
     async def outcome(

@@ -12,9 +12,10 @@ from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
-from advisor_api.params import CodePath, PeriodQuery
+from advisor_api.params import CodePath, Id, Offset, PeriodQuery, SearchText
 from advisor_api.web import charts
 from advisor_api.web.common import page_period, page_user
+from advisor_api.web.member_page import member_context, search_context
 from core import clock
 from core.errors import NotFound
 from core.periods import Period, month_of, week_key
@@ -91,6 +92,22 @@ class OwnerPages(Controller):
         if not codes:
             raise NotFound("没有门店")
         return Redirect(path=f"/web/owner/stores/{codes[0]}")
+
+    @get("/members/{member_id:int}")
+    async def member(self, request: Request[Any, Any, Any], member_id: Id) -> Template:
+        """会员全知道 for a member of the owner's stores: to read, not to call."""
+        who = await page_user(request, "owner")
+        return Template("member.html", context=await member_context(who, member_id, True))
+
+    @get("/search")
+    async def search(
+        self, request: Request[Any, Any, Any], q: SearchText = None, offset: Offset = 0
+    ) -> Template:
+        who = await page_user(request, "owner")
+        context = await search_context(
+            who, q, offset, "/web/owner/", "/web/owner/search", "/web/owner/members/"
+        )
+        return Template("member_search.html", context=context)
 
     @get("/stores/{code:str}")
     async def store(
