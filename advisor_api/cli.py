@@ -202,6 +202,17 @@ def cmd_channel_key_create(args: argparse.Namespace) -> None:
     print(key)
 
 
+def cmd_channel_key_revoke(args: argparse.Namespace) -> None:
+    from orders.channels import active_channel_named, revoke_channel_key
+
+    async def work() -> Any:
+        channel_id = args.id if args.id is not None else await active_channel_named(args.name)
+        return await revoke_channel_key(channel_id)
+
+    channel = _run(_with_pool(work))
+    print(f"sales channel {channel.id} ({channel.name}): key revoked")
+
+
 def cmd_o2o_reroute(_: argparse.Namespace) -> None:
     from advisor_api.settings import Settings
     from orders.services import reroute_overdue
@@ -375,6 +386,11 @@ def _o2o_commands(sub: Any) -> None:
     channel_create = channel_key.add_parser("create", help="make a key for a sales channel")
     channel_create.add_argument("--name", required=True, help="e.g. 小程序")
     channel_create.set_defaults(func=cmd_channel_key_create)
+    channel_revoke = channel_key.add_parser("revoke", help="revoke a sales channel's key")
+    which = channel_revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=int, help="the channel's id (HQ console, 渠道密钥)")
+    which.add_argument("--name", help="the one active channel of this name")
+    channel_revoke.set_defaults(func=cmd_channel_key_revoke)
 
     o2o = sub.add_parser("o2o", help="O2O orders").add_subparsers(dest="action", required=True)
     o2o.add_parser(

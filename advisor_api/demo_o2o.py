@@ -18,7 +18,12 @@ from members.queries import advisor_id_by_code
 from members.schemas import MemberRegistration, StoreIn
 from members.stores import StoreRef, store_by_code
 from orders import queries, services, store_side
-from orders.channels import CHANNEL_KEY_PREFIX, channel_for_key, create_channel_key
+from orders.channels import (
+    CHANNEL_KEY_PREFIX,
+    channel_for_key,
+    create_channel_key,
+    revoke_channel_key,
+)
 from orders.schemas import AddressIn, DeliveredIn, OrderIn, OrderLineIn
 
 # The demo's channel key, like the demo tills' keys: known, for the README's curl.
@@ -60,6 +65,11 @@ class DemoOrders:
             await registry.put_store(
                 code, StoreIn(name=name, region=region, latitude=lat, longitude=lng, o2o=True)
             )
+        # A retired web shop's key, revoked: HQ's key page shows both states.
+        retired = await create_channel_key("旧版网店")
+        retired_channel = await channel_for_key(retired)
+        assert retired_channel is not None
+        await revoke_channel_key(retired_channel.id)
         await create_channel_key("品牌小程序", DEMO_CHANNEL_KEY)
         channel = await channel_for_key(DEMO_CHANNEL_KEY)
         assert channel is not None

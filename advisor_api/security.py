@@ -193,3 +193,9 @@ class ChannelKeys:
             self._cache.clear()
         self._cache[digest] = (time.monotonic() + self._ttl, channel)
         return channel
+
+    def forget(self, channel_id: int) -> None:
+        """A revoked channel is refused at once here (other servers: within the TTL)."""
+        for digest, (_, channel) in list(self._cache.items()):
+            if channel.id == channel_id:
+                self._cache.pop(digest, None)

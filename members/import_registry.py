@@ -41,16 +41,36 @@ def _store(record: Record) -> tuple[str, dict[str, Any]]:
     timezone = record.optional("timezone", 64) or clock.DEFAULT_TIMEZONE
     if not clock.is_valid_timezone(timezone):
         raise BadValue("timezone", f"unknown time zone {timezone!r}")
-    # o2o: the stores' O2O switch is another branch's column (issue 16); read here so
-    # a file with it is accepted, and written once that column exists.
-    record.boolean("o2o", True)
-    return _code(record, "code"), {
+    values = {
         "name": _printable(record, "name", 100),
         "region": _printable(record, "region", 50),
         "timezone": timezone,
         "latitude": record.number("latitude", -90, 90),
         "longitude": record.number("longitude", -180, 180),
+        # Left empty (or no such column): the store keeps what it had, as a PUT that
+        # leaves o2o out does; settled against the stored row by _o2o_settled.
+        "o2o": record.boolean("o2o", True) if record.optional("o2o", 8) else None,
     }
+    if values["o2o"]:
+        _o2o_has_position(values)
+    return _code(record, "code"), values
+
+
+def _o2o_has_position(values: dict[str, Any]) -> None:
+    """The API's rule: orders go to the nearest store, so one taking them has a position."""
+    for name in ("latitude", "longitude"):
+        if values[name] is None:
+            raise BadValue(name, "is required for a store taking O2O orders")
+
+
+def _o2o_settled(stored: dict[str, Any] | None, values: dict[str, Any]) -> dict[str, Any]:
+    """A line's store with a left-out o2o filled from the stored row (a new one: off)."""
+    if values["o2o"] is not None:
+        return values
+    settled = {**values, "o2o": bool(stored and stored["o2o"])}
+    if settled["o2o"]:
+        _o2o_has_position(settled)
+    return settled
 
 
 def _advisor(record: Record) -> tuple[str, dict[str, Any]]:
@@ -122,19 +142,30 @@ async def _upsert_chunk(
     read: Callable[[Record], tuple[str, dict[str, Any]]],
     spec: tuple[str, str, str, list[tuple[str, str]]],
     after_write: Callable[[list[tuple[str, Any, Any]]], Any] | None = None,
+    settle: Callable[[dict[str, Any] | None, dict[str, Any]], dict[str, Any]] | None = None,
 ) -> None:
-    """Read, compare, write what changed, audit it: the registry kinds' one shape."""
+    """Read, compare, write what changed, audit it: the registry kinds' one shape.
+    ``settle``: a line's values against the stored row (what the line left out), or
+    BadValue to refuse the line; it runs in the transaction, on a fresh copy each try."""
     table, key, entity, columns = spec
     rows = _once(run, each_record(iter(chunk), read, run.report.rejected), key)
     if not rows:
         return
     names = [name for name, _ in columns]
+    refused: list[tuple[int, BadValue]] = []
 
     async def work() -> tuple[int, int, int]:
         stored = await _stored(table, key, names, sorted(rows))
+        wanted: dict[str, dict[str, Any]] = {}
+        refused.clear()
+        for code, (line, values) in sorted(rows.items()):
+            try:
+                wanted[code] = settle(stored.get(code), values) if settle else values
+            except BadValue as exc:
+                refused.append((line, exc))
         changes = [
             (code, stored.get(code), values)
-            for code, (_, values) in sorted(rows.items())
+            for code, values in wanted.items()
             if code not in stored or not _same(stored[code], values)
         ]
         if changes:
@@ -158,11 +189,13 @@ async def _upsert_chunk(
             if after_write is not None:
                 await after_write(changes)
         created = sum(1 for _, before, _ in changes if before is None)
-        counts = (created, len(changes) - created, len(rows) - len(changes))
+        counts = (created, len(changes) - created, len(wanted) - len(changes))
         await run.audit(chunk[0].line, chunk[-1].line, counts)
         return counts
 
     created, updated, unchanged = await in_write_transaction(work)
+    for line, exc in refused:
+        run.reject(line, exc.field, exc.message)
     run.count(created, updated, unchanged)
 
 
@@ -173,8 +206,10 @@ async def stores(run: Run, chunk: list[Record]) -> None:
         ("timezone", "text"),
         ("latitude", "float8"),
         ("longitude", "float8"),
+        ("o2o", "bool"),
     ]
-    await _upsert_chunk(run, chunk, _store, ("store", "code", "store", columns))
+    spec = ("store", "code", "store", columns)
+    await _upsert_chunk(run, chunk, _store, spec, settle=_o2o_settled)
 
 
 async def products(run: Run, chunk: list[Record]) -> None:

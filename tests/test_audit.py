@@ -11,7 +11,9 @@ import pytest
 
 from audit import trail
 from core.db import fetch, in_write_transaction
+from core.errors import InvalidInput
 from members import accounts, logins
+from orders import channels
 from tests.conftest import PASSWORD, login, make_shop, unique_code, unique_phone
 
 Client = httpx.AsyncClient
@@ -110,6 +112,46 @@ async def test_logins_and_keys(client: Client) -> None:
     assert revoked["action"] == "revoke" and revoked["after"]["revoked"] is True
     r = await client.get(f"/pos/v1/members/{unique_phone()}", headers=shop.pos)
     assert r.status_code == 401
+
+
+async def test_channel_keys_made_and_revoked_each_write_one_row(client: Client) -> None:
+    _, hq = await hq_phone(client)
+    with trail.acting("cli:tester"):
+        key = await channels.create_channel_key("审计渠道")
+    (row,) = await fetch("SELECT id FROM channel_key WHERE prefix = {}", key[:12])
+    await channels.revoke_channel_key(row["id"])
+    await channels.revoke_channel_key(row["id"])  # already so: no row
+    made, revoked = await rows(client, hq, "channel_key", key[:12])
+    assert made["who"] == "cli:tester" and made["action"] == "create"
+    assert made["after"] == {
+        "id": row["id"],
+        "name": "审计渠道",
+        "prefix": key[:12],
+        "active": True,
+    }
+    assert key not in str(made)  # the prefix only, never the key
+    assert (revoked["action"], revoked["after"]["active"]) == ("revoke", False)
+    r = await client.get("/o2o/v1/orders/none", headers={"X-API-Key": key})
+    assert r.status_code == 401
+
+    # A key that cannot be stored (its hash taken) leaves no row: one transaction.
+    with pytest.raises(Exception, match=r"(?i)unique"):
+        await channels.create_channel_key("重复渠道", key)
+    assert len(await rows(client, hq, "channel_key", key[:12])) == 2
+    with pytest.raises(InvalidInput):
+        await channels.create_channel_key("  ")
+
+
+async def test_a_channel_key_whose_row_cannot_be_written_is_not_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def trail_down(*_: Any) -> bool:
+        raise RuntimeError("the trail cannot be written")
+
+    monkeypatch.setattr(channels.trail, "record", trail_down)
+    with pytest.raises(RuntimeError):
+        await channels.create_channel_key("无记录渠道")
+    assert await fetch("SELECT id FROM channel_key WHERE name = {}", "无记录渠道") == []
 
 
 async def test_steering_changes_each_write_one_row(client: Client, products: None) -> None:

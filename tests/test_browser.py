@@ -532,6 +532,19 @@ async def test_hq_console_keeps_the_registry_logins_keys_campaigns_imports_and_a
     assert "控制台改名店" in await page.content()
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 1280
+    # O2O switched on: without a position the page names the field; with one, it lists.
+    await page.goto(f"/web/hq/stores?edit={shop.code}")
+    await page.get_by_label("O2O 接单", exact=False).check()
+    await page.get_by_role("button", name="保存门店").click()
+    await page.wait_for_load_state("networkidle")
+    assert "latitude" in await page.get_by_role("alert").inner_text()
+    await page.get_by_label("纬度", exact=True).fill("23.1")
+    await page.get_by_label("经度", exact=True).fill("113.3")
+    await page.get_by_label("O2O 接单", exact=False).check()
+    await page.get_by_role("button", name="保存门店").click()
+    await page.wait_for_load_state("networkidle")
+    row = page.get_by_role("row").filter(has_text=shop.code)
+    assert "接单" in await row.inner_text() and "不接单" not in await row.inner_text()
     await shoot(page, "hq-stores")
 
     # An advisor's page previews who takes their members before a move.
@@ -575,9 +588,21 @@ async def test_hq_console_keeps_the_registry_logins_keys_campaigns_imports_and_a
     r = await client.get(f"/pos/v1/members/{member}", headers={"X-API-Key": key})
     assert r.status_code == 200
     await page.goto(f"/web/hq/keys?store={shop.code}")
-    await page.get_by_role("button", name="吊销").first.click()
+    await page.get_by_role("button", name="吊销", exact=True).first.click()
     await page.wait_for_load_state("networkidle")
+    # A sales channel's key, shown once, working, then revoked from its row.
+    await page.get_by_label("渠道名称", exact=True).fill("控制台渠道")
+    await page.get_by_role("button", name="发放渠道密钥").click()
+    channel_key = (await page.locator("#new-channel-key code").inner_text()).strip()
+    assert channel_key.startswith("ttch_")
+    r = await client.get("/o2o/v1/orders/none", headers={"X-API-Key": channel_key})
+    assert r.status_code == 404
     await shoot(page, "hq-keys")
+    await page.get_by_role("button", name="吊销渠道 控制台渠道").first.click()
+    await page.wait_for_load_state("networkidle")
+    assert "已吊销渠道 控制台渠道" in await page.get_by_role("status").inner_text()
+    r = await client.get("/o2o/v1/orders/none", headers={"X-API-Key": channel_key})
+    assert r.status_code == 401
 
     # A campaign's reach counted before it is made.
     await page.goto("/web/hq/campaigns")

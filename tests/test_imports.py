@@ -68,6 +68,58 @@ async def test_stores_good_and_bad_lines_then_no_change(client: Client, hq: dict
     assert [e["action"] for e in trail] == ["create", "update"]
 
 
+async def test_stores_o2o_column_is_stored_under_the_apis_rule(
+    client: Client, hq: dict[str, str]
+) -> None:
+    on, off, kept, bare = (unique_code("S") for _ in range(4))
+    text = (
+        "code,name,region,latitude,longitude,o2o\n"
+        f"{on},接单店,华南,23.1,113.3,true\n"
+        f"{off},不接单店,华南,23.2,113.4,false\n"
+        f"{kept},留空店,华南,23.3,113.5,\n"
+        f"{bare},无坐标店,华南,,,是\n"
+    )
+    report = await upload(client, hq, "stores", text)
+    assert counts(report) == (3, 0, 0, 1)
+    assert [(r["line"], r["field"]) for r in report["rejected"]] == [(5, "latitude")]
+    assert "O2O" in report["rejected"][0]["message"]
+
+    async def o2o(code: str) -> bool:
+        r = await client.get(f"/hq/v1/stores/{code}", headers=hq)
+        assert r.status_code == 200, r.text
+        return bool(r.json()["o2o"])
+
+    assert [await o2o(c) for c in (on, off, kept)] == [True, False, False]
+    assert await fetch("SELECT id FROM store WHERE code = {}", bare) == []
+    # The same file again changes nothing, on the stores or on the trail.
+    assert counts(await upload(client, hq, "stores", text)) == (0, 0, 3, 1)
+    assert len(await rows(client, hq, "store", on)) == 1
+
+    # A line that leaves o2o out keeps what the store had, as a PUT without it does;
+    # a store taking orders that loses its position is refused, naming the field.
+    r = await client.put(
+        f"/hq/v1/stores/{kept}",
+        json={
+            "name": "留空店",
+            "region": "华南",
+            "latitude": 23.3,
+            "longitude": 113.5,
+            "o2o": True,
+        },
+        headers=hq,
+    )
+    assert r.status_code == 200
+    assert counts(await upload(client, hq, "stores", text)) == (0, 0, 3, 1)
+    assert await o2o(kept)
+    lost = f"code,name,region,o2o\n{kept},留空店,华南,\n{on},接单店,华南,false\n"
+    report = await upload(client, hq, "stores", lost)
+    assert counts(report) == (0, 1, 0, 1)
+    assert [(r["line"], r["field"]) for r in report["rejected"]] == [(2, "latitude")]
+    assert (await o2o(kept), await o2o(on)) == (True, False)
+    (last,) = (await rows(client, hq, "store", on))[-1:]
+    assert (last["before"]["o2o"], last["after"]["o2o"]) == (True, False)
+
+
 async def test_advisors_and_products(client: Client, hq: dict[str, str]) -> None:
     shop = await make_shop()
     adv = unique_code("A")

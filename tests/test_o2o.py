@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -649,7 +650,8 @@ async def test_the_command_line_makes_channel_keys_and_moves_overdue_orders(
 ) -> None:
     from tests.test_cli import tiantian
 
-    made = tiantian("channel-key", "create", "--name", "App")
+    name = f"App{uuid.uuid4().hex[:6]}"
+    made = tiantian("channel-key", "create", "--name", name)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("ttch_")
@@ -660,3 +662,13 @@ async def test_the_command_line_makes_channel_keys_and_moves_overdue_orders(
     moved = tiantian("o2o", "reroute")
     assert moved.returncode == 0, moved.stderr
     assert "timed out" in moved.stdout.splitlines()[-1]
+
+    # Revoked by its name: the channel is refused from then on; its orders stay.
+    gone = tiantian("channel-key", "revoke", "--name", name)
+    assert gone.returncode == 0, gone.stderr
+    assert "key revoked" in gone.stdout.splitlines()[-1]
+    r = await client.post("/o2o/v1/orders", json=order(lat, lon), headers={"X-API-Key": key})
+    assert r.status_code == 401
+    again = tiantian("channel-key", "revoke", "--name", name)
+    assert again.returncode == 2 and f"no active sales channel named {name}" in again.stderr
+    assert tiantian("channel-key", "revoke", "--id", "999999999").returncode == 2

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core.db import in_write_transaction
+from core.db import fetch, in_write_transaction
 from incentives import contests
 from incentives.schemas import ContestIn, ScoreWeightsIO, TargetIn
 from incentives.targets import save_targets
@@ -362,3 +362,104 @@ async def test_hq_console_is_hqs_alone_and_its_forms_need_csrf(
     # A bad campaign segment is said on the page, not a 500.
     r = await client.get("/web/hq/campaigns", params={"age_from": "x", "age_to": "3"})
     assert r.status_code == 200 and "宝宝月龄" in r.text
+
+
+async def test_hq_console_switches_a_store_to_o2o_through_the_registrys_rule(
+    client: httpx.AsyncClient,
+) -> None:
+    hq = unique_phone()
+    await accounts.create_user("hq", hq, PASSWORD)
+    await signed_in(client, hq)
+    code = f"S{uuid.uuid4().hex[:8].upper()}"
+    page = await client.get("/web/hq/stores")
+    assert 'name="o2o"' in page.text and "o2o-slot" not in page.text
+    form = {"code": code, "name": "接单店", "region": "华南", "_csrf_token": csrf_of(page)}
+
+    # Taking orders without a position: the field is named on the page, nothing saved.
+    r = await client.post("/web/hq/stores", data={**form, "o2o": "on"})
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    shown = await client.get(r.headers["location"])
+    assert shown.status_code == 200
+    assert "latitude: is required for a store taking O2O orders" in shown.text
+    assert await fetch("SELECT id FROM store WHERE code = {}", code) == []
+
+    placed = {**form, "latitude": "23.1", "longitude": "113.3"}
+    r = await client.post("/web/hq/stores", data={**placed, "o2o": "on"})
+    assert r.status_code == 303 and "error=" not in r.headers["location"]
+    (row,) = await fetch("SELECT o2o FROM store WHERE code = {}", code)
+    assert row["o2o"]
+    listed = (await client.get(f"/web/hq/stores?q={code}")).text
+    assert "<td>接单</td>" in listed
+    edit = (await client.get(f"/web/hq/stores?edit={code}")).text
+    assert re.search(r'name="o2o" checked', edit)
+
+    # Unticked, saved again: off, and the trail has the switch both ways.
+    r = await client.post("/web/hq/stores", data=placed)
+    (row,) = await fetch("SELECT o2o FROM store WHERE code = {}", code)
+    assert not row["o2o"] and "不接单" in (await client.get(f"/web/hq/stores?q={code}")).text
+    trail = await fetch(
+        "SELECT who, action, after FROM audit_entry WHERE entity = 'store' AND key = {}"
+        " ORDER BY id",
+        code,
+    )
+    assert [(t["who"], t["action"]) for t in trail] == [
+        (f"hq:{hq}", "create"),
+        (f"hq:{hq}", "update"),
+    ]
+    assert ['"o2o":true' in t["after"] for t in trail] == [True, False]
+    client.cookies.clear()
+
+
+async def test_hq_console_issues_and_revokes_channel_keys(client: httpx.AsyncClient) -> None:
+    owner = unique_phone()
+    shop = await make_shop()
+    await accounts.create_user("owner", owner, PASSWORD, store_codes=[shop.code])
+    await signed_in(client, owner)
+    name = f"网店{uuid.uuid4().hex[:6]}"
+    token = csrf_of(await client.get("/web/owner/", follow_redirects=True))
+    r = await client.post("/web/hq/channel-keys", data={"name": name, "_csrf_token": token})
+    assert r.status_code == 404
+    assert await fetch("SELECT id FROM channel_key WHERE name = {}", name) == []
+
+    hq = unique_phone()
+    await accounts.create_user("hq", hq, PASSWORD)
+    await signed_in(client, hq)
+    page = await client.get("/web/hq/keys")
+    assert 'id="channel-keys"' in page.text and "发放渠道密钥" in page.text
+    r = await client.post("/web/hq/channel-keys", data={"name": name, "_csrf_token": csrf_of(page)})
+    assert r.status_code == 200
+    key = re.search(r'id="new-channel-key">.*?<code>(ttch_[^<]+)</code>', r.text, re.S)
+    assert key, r.text
+    headers = {"X-API-Key": key.group(1)}
+    assert (await client.get("/o2o/v1/orders/none", headers=headers)).status_code == 404
+    (row,) = await fetch("SELECT id FROM channel_key WHERE name = {}", name)
+    listed = (await client.get("/web/hq/keys")).text
+    assert name in listed and key.group(1) not in listed  # shown once only
+    assert f'action="/web/hq/channel-keys/{row["id"]}/revoke"' in listed
+
+    r = await client.post(
+        f"/web/hq/channel-keys/{row['id']}/revoke", data={"_csrf_token": csrf_of(page)}
+    )
+    assert r.status_code == 303 and "error=" not in r.headers["location"]
+    assert (await client.get("/o2o/v1/orders/none", headers=headers)).status_code == 401
+    listed = (await client.get("/web/hq/keys")).text
+    assert f'action="/web/hq/channel-keys/{row["id"]}/revoke"' not in listed
+    # Once each on the trail, under this login; a second revoke and a bad name add none.
+    await client.post(
+        f"/web/hq/channel-keys/{row['id']}/revoke", data={"_csrf_token": csrf_of(page)}
+    )
+    r = await client.post("/web/hq/channel-keys", data={"name": " ", "_csrf_token": csrf_of(page)})
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    r = await client.post(
+        "/web/hq/channel-keys/999999999/revoke", data={"_csrf_token": csrf_of(page)}
+    )
+    assert r.status_code == 303 and "error=" in r.headers["location"]
+    trail = await fetch(
+        "SELECT who, action FROM audit_entry WHERE entity = 'channel_key' AND key = {} ORDER BY id",
+        key.group(1)[:12],
+    )
+    assert [(t["who"], t["action"]) for t in trail] == [
+        (f"hq:{hq}", "create"),
+        (f"hq:{hq}", "revoke"),
+    ]
+    client.cookies.clear()

@@ -1,5 +1,6 @@
 """HQ's console for the registry and who may sign in: stores, advisors (with what a
-move or deactivation hands over, and to whom), products, logins and the tills' keys.
+move or deactivation hands over, and to whom), products, logins, the tills' keys and
+the sales channels' keys.
 Each form goes through the same service as its API twin, so each change lands on
 the audit trail under the signed-in person's name."""
 
@@ -19,6 +20,7 @@ from members import accounts, contact, logins, registry
 from members.accounts import ROLES
 from members.queries import advisor_ids_by_code
 from members.schemas import AdvisorIn, ProductIn, StoreIn
+from orders import channels
 from tasks.campaigns import open_task_count
 
 Form = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
@@ -90,6 +92,8 @@ class ConsolePages(Controller):
                 timezone=data.get("timezone", "").strip() or clock.DEFAULT_TIMEZONE,
                 latitude=_number(data, "latitude"),
                 longitude=_number(data, "longitude"),
+                # The form always shows the switch: unticked is "not taking orders".
+                o2o=data.get("o2o") == "on",
             )
             if not code or not store.name or not store.region:
                 raise InvalidInput.on("code", "门店编号、名称和区域必填")
@@ -236,10 +240,7 @@ class ConsolePages(Controller):
         done: Note = None,
     ) -> Template:  # fmt: skip
         who = await page_user(request, "hq")
-        return console(
-            "keys", who, keys=await logins.list_pos_keys(store or None), store=store or "",
-            error=error, done=done, new_key=None,
-        )  # fmt: skip
+        return await _keys_page(who, store or "", error=error, done=done)
 
     @post("/keys")
     async def issue_key(self, request: Request[Any, Any, Any], data: Form) -> Template | Redirect:
@@ -250,10 +251,7 @@ class ConsolePages(Controller):
             key = await accounts.create_pos_key(code)
         except DomainError as exc:
             return back("keys", exc)
-        return console(
-            "keys", who, keys=await logins.list_pos_keys(code), store=code, error=None,
-            done=None, new_key=key,
-        )  # fmt: skip
+        return await _keys_page(who, code, new_key=key)
 
     @post("/keys/{prefix:str}/revoke", status_code=303)
     async def revoke_key(
@@ -266,3 +264,37 @@ class ConsolePages(Controller):
         except DomainError as exc:
             return back("keys", exc)
         return back("keys", done=f"已吊销 {prefix}…")
+
+    @post("/channel-keys")
+    async def issue_channel_key(
+        self, request: Request[Any, Any, Any], data: Form
+    ) -> Template | Redirect:  # fmt: skip
+        """A sales channel's new key, shown on this answer alone, as a till's is."""
+        who = await page_user(request, "hq")
+        try:
+            key = await channels.create_channel_key(data.get("name", ""))
+        except DomainError as exc:
+            return back("keys", exc)
+        return await _keys_page(who, "", new_channel_key=key)
+
+    @post("/channel-keys/{channel_id:int}/revoke", status_code=303)
+    async def revoke_channel_key(
+        self, request: Request[Any, Any, Any],
+        channel_id: Annotated[int, PathParameter(ge=1, le=2**31 - 1)],
+    ) -> Redirect:  # fmt: skip
+        await page_user(request, "hq")
+        try:
+            channel = await channels.revoke_channel_key(channel_id)
+        except DomainError as exc:
+            return back("keys", exc)
+        request.app.state.channel_keys.forget(channel_id)
+        return back("keys", done=f"已吊销渠道 {channel.name} 的密钥")
+
+
+async def _keys_page(who: Any, store: str, **context: Any) -> Template:
+    """The tills' keys (of one store, if asked) and the sales channels' keys."""
+    values = {"error": None, "done": None, "new_key": None, "new_channel_key": None, **context}
+    return console(
+        "keys", who, keys=await logins.list_pos_keys(store or None), store=store,
+        channels=await channels.list_channel_keys(), **values,
+    )  # fmt: skip
