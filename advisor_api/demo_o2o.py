@@ -89,16 +89,28 @@ class DemoOrders:
         for minutes_ago, accept in ((6, False), (24, False), (48, True), (37, False)):
             await self._one(now - timedelta(minutes=minutes_ago), finish=False, accept=accept)
         await self._one(now - timedelta(minutes=15), finish=False, far=True)
+        # Whatever the dice said above: a member of the first demo advisor's (A00001,
+        # 13800000001) ordered two minutes ago, so that phone's 紧急 shows an order
+        # waiting for 接单, with most of its time limit left.
+        first = self._member_of("S0001", "A00001", now)
+        if first:
+            await self._one(now - timedelta(minutes=2), False, far=False, phone=first, home="S0001")
 
     async def _one(
-        self, placed: datetime, finish: bool, accept: bool = False, far: bool | None = None
+        self,
+        placed: datetime,
+        finish: bool,
+        accept: bool = False,
+        far: bool | None = None,
+        phone: str | None = None,
+        home: str | None = None,
     ) -> None:
         rng = self.rng
         far = rng.random() < FAR_SHARE if far is None else far
-        home = rng.choice(TAKING_ORDERS[:3]) if not finish else rng.choice(TAKING_ORDERS)
+        home = home or rng.choice(TAKING_ORDERS[:3] if not finish else TAKING_ORDERS)
         # A member goes back to their own store from anywhere: far away is a new customer.
         known = not far and rng.random() > NEW_CUSTOMER_SHARE
-        phone = self._phone(home, placed) if known else None
+        phone = phone or (self._phone(home, placed) if known else None)
         lat, lng = self._near(self.positions["S0005" if far else home])
         self.serial += 1
         order_id = f"MP{placed:%Y%m%d}{self.serial:04d}"
@@ -167,6 +179,16 @@ class DemoOrders:
             if m.registered_at and m.registered_at < before
         ]
         return self.rng.choice(members) if members else None
+
+    def _member_of(self, store: str, advisor: str, before: datetime) -> str | None:
+        return next(
+            (
+                m.phone
+                for m in self.joins.get(store, [])
+                if m.advisor_code == advisor and m.registered_at and m.registered_at < before
+            ),
+            None,
+        )
 
     def _near(self, position: tuple[float, float]) -> tuple[float, float]:
         """A point 0.3 to 6 km from ``position``, in any direction."""

@@ -26,6 +26,10 @@ MonthQuery = Annotated[str, QueryParameter(max_length=7, pattern=MONTH_PATTERN)]
 MonthPath = Annotated[str, PathParameter(max_length=7, pattern=MONTH_PATTERN)]
 CodePath = Annotated[str, PathParameter(pattern=CODE)]
 CodeQuery = Annotated[str, QueryParameter(pattern=CODE)]
+# A channel's order id, as the channel gave it (no slash: it is a path segment).
+OrderIdPath = Annotated[
+    str, PathParameter(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]+$")
+]
 SkuPath = Annotated[str, PathParameter(pattern=r"^[A-Za-z0-9_.-]{1,32}$")]
 # Ids stay within what a JSON number carries exactly (and JavaScript's safe integers),
 # so the bound in the schema is the bound the server keeps.

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core import clock
-from core.db import fetch, is_postgres, rows_by
+from core.db import fetch, in_list, is_postgres, rows_by
 from core.errors import NotFound
 from core.money import share, yuan_text
 from core.periods import Period
@@ -72,6 +72,26 @@ async def store_orders(
     if status:
         where += " AND o.status = {}"
         args.append(status)
+    return [o for _, o in await _store_rows(where, args, accept_minutes, limit)]
+
+
+async def store_orders_by_pk(
+    store_id: int, order_pks: list[int], accept_minutes: int
+) -> dict[int, StoreOrderOut]:
+    """The store's orders among ``order_pks`` (those of the delivery tasks on an
+    advisor's list), by their key; one that moved away is not among them."""
+    if not order_pks:
+        return {}
+    cond, args = in_list(order_pks, "bigint")
+    found = await _store_rows(
+        f"o.store = {{}} AND o.id {cond}", [store_id, *args], accept_minutes, len(order_pks)
+    )
+    return dict(found)
+
+
+async def _store_rows(
+    where: str, args: list[Any], accept_minutes: int, limit: int
+) -> list[tuple[int, StoreOrderOut]]:
     rows = await fetch(
         "SELECT o.id, o.order_id, o.status, o.route, o.phone, o.name, o.address, o.distance_km,"
         " o.total_fen, o.placed_at, o.routed_at, o.accepted_at, o.delivered_at, o.receipt_id,"
@@ -88,7 +108,9 @@ async def store_orders(
         [r["id"] for r in rows],
     )
     now = clock.now()
-    return [_store_order(r, lines.get(r["id"], []), now, accept_minutes) for r in rows]
+    return [
+        (int(r["id"]), _store_order(r, lines.get(r["id"], []), now, accept_minutes)) for r in rows
+    ]
 
 
 def _store_order(

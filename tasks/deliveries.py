@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from core import clock
-from core.db import fetch, param, rows_source
+from core.db import fetch, in_list, param, rows_source
 from core.events import bus
 from members.queries import ADVISORS, MEMBERS
 from orders.events import OrderAccepted, OrderDelivered, OrderMovedAway, OrderRouted
@@ -121,3 +121,17 @@ async def on_orders_delivered(delivered: list[OrderDelivered]) -> None:
     for d in delivered:
         key = task_key(d.order_pk, d.store_id)
         await transition("dedupe_key = {}", [key], "done", "delivered")
+
+
+async def orders_of_tasks(task_ids: list[int]) -> dict[int, int]:
+    """The O2O order behind each of these tasks that is an order's delivery (others,
+    such as a delivery a member asked for on a call, are left out): task id → order key."""
+    if not task_ids:
+        return {}
+    cond, args = in_list(task_ids, "bigint")
+    rows = await fetch(
+        f"SELECT id, cause FROM task WHERE id {cond} AND kind = {{}} AND cause LIKE 'o2o:%'",
+        *args,
+        KIND,
+    )
+    return {int(r["id"]): int(str(r["cause"]).split(":", 1)[1]) for r in rows}

@@ -643,3 +643,81 @@ async def test_hq_console_keeps_the_registry_logins_keys_campaigns_imports_and_a
     assert f"hq:{phone}" in trail
     await shoot(page, "hq-audit")
     await page.context.close()
+
+
+async def test_advisor_accepts_and_delivers_an_o2o_order_on_the_phone(
+    client: httpx.AsyncClient, products: None, server: str, browser: Any
+) -> None:
+    from orders.channels import create_channel_key
+    from tests.test_o2o import _area, east_of, o2o_shop, order, place
+
+    lat, lon = _area()
+    store = await o2o_shop(client, *east_of(lat, lon, 2))
+    channel = {"X-API-Key": await create_channel_key("小程序")}
+    phone = unique_phone()
+    r = await client.post(
+        "/pos/v1/members",
+        json={"phone": phone, "name": "赵女士", "advisor_code": store.shop.advisors[0]},
+        headers=store.shop.pos,
+    )
+    assert r.status_code == 201, r.text
+    mine, taken = order(lat, lon, phone=phone), order(lat, lon, phone=phone)
+    for body in (mine, taken):
+        await place(client, channel, body)
+    page = await page_for(browser, server, store.phones[0])
+    assert (await counts(page))["urgent"] == 2
+    card = page.locator("#s-urgent details.card", has_text=mine["order_id"])
+    await card.locator("summary").click()
+    assert "待接单 · 已等 0 / 30 分钟" in await card.locator(".ost").inner_text()
+    assert "¥358.00" in await card.inner_text()
+    assert not await card.get_by_role("button", name="未接通").count()  # no call buttons
+
+    # Offline: the order's buttons wait, disabled, with a note; nothing is queued.
+    await page.context.set_offline(True)
+    await page.evaluate("window.dispatchEvent(new Event('offline'))")
+    assert await card.get_by_role("button", name="接单").is_disabled()
+    assert await card.get_by_role("button", name="拒单").is_disabled()
+    assert "需联网" in await card.locator(".onote").inner_text()
+    assert await fits_360(page)
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
+    await shoot(page, "advisor-order-offline")
+    await page.context.set_offline(False)
+    await page.evaluate("window.dispatchEvent(new Event('online'))")
+    assert not await card.locator(".onote").is_visible()
+
+    # 接单: the card says who took it and offers 已送达 (with the till's receipt).
+    async with page.expect_response(lambda r: r.url.endswith("/accept")) as sent:
+        await card.get_by_role("button", name="接单").click()
+    assert (await sent.value).status == 200
+    await card.locator(".ost", has_text="已由我接单").wait_for()
+    assert not await card.get_by_role("button", name="拒单").count()
+    assert await card.get_by_role("button", name="已送达").is_visible()
+    assert await page.evaluate(TOUCH) == {"small": [], "unnamed": []}
+    await shoot(page, "advisor-order")
+    receipt_id = f"R-O2O-{mine['order_id']}"
+    await card.get_by_label("收银小票号").fill(receipt_id)
+    async with page.expect_response(lambda r: r.url.endswith("/delivered")) as sent:
+        await card.get_by_role("button", name="已送达").click()
+    assert (await sent.value).status == 201
+    await page.locator("#s-urgent .n[data-count='1']").wait_for(state="attached")
+    assert await counts(page) == {"urgent": 1, "overdue": 0, "today": 0, "done": 1}
+    assert "赵女士 · 已送达" in await page.locator("#done-list").inner_text()
+    (row,) = await fetch(
+        "SELECT status, receipt_id FROM o2o_order WHERE order_id = {}", mine["order_id"]
+    )
+    assert (row["status"], row["receipt_id"]) == ("delivered", receipt_id)
+
+    # A colleague took the other one first: 已被同事接单, not an error page.
+    r = await client.post(
+        f"/advisor/v1/orders/{taken['order_id']}/accept", headers=store.advisors[1]
+    )
+    assert r.status_code == 200
+    other = page.locator("#s-urgent details.card", has_text=taken["order_id"])
+    await other.locator("summary").click()
+    async with page.expect_response(lambda r: r.url.endswith("/accept")) as sent:
+        await other.get_by_role("button", name="接单").click()
+    assert (await sent.value).status == 409
+    await other.locator(".ost", has_text="已被同事接单").wait_for()
+    assert not await other.get_by_role("button", name="接单").count()
+    assert page.url.endswith("/web/advisor/")
+    await page.context.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -43,6 +44,7 @@ class O2oShop:
     lat: float
     lon: float
     advisors: list[dict[str, str]]  # each advisor's login headers, in shop.advisors order
+    phones: list[str]  # and their login phones (for the pages)
 
 
 def _area() -> tuple[float, float]:
@@ -60,12 +62,13 @@ async def o2o_shop(client: Client, lat: float, lon: float, o2o: bool = True) -> 
         shop.code,
         StoreIn(name=f"测试店{shop.code}", region="华南", latitude=lat, longitude=lon, o2o=o2o),
     )
-    logins = []
+    logins, phones = [], []
     for code in shop.advisors:
         phone = unique_phone()
         await accounts.create_user("advisor", phone, PASSWORD, advisor_code=code)
         logins.append(await login(client, phone))
-    return O2oShop(shop, lat, lon, logins)
+        phones.append(phone)
+    return O2oShop(shop, lat, lon, logins, phones)
 
 
 @pytest.fixture(scope="session")
@@ -540,6 +543,132 @@ async def test_the_owner_page_lists_the_stores_orders_against_the_time_limit(
     assert waiting["order_id"] in section and taken["order_id"] in section
     assert "12 / 30 分钟" in section  # the waiting one, against the limit
     assert "配送中" in section and store.shop.advisors[0] in section
+
+
+def card_of(page: str, order_id: str) -> str:
+    """The 紧急 card of an order on the phone's list ('' if it is not there)."""
+    urgent = page[page.index('id="s-urgent"') : page.index('id="s-overdue"')]
+    found = re.search(
+        rf'<details class="card"(?:(?!</details>).)*{order_id}.*?</details>', urgent, re.S
+    )
+    return found.group(0) if found else ""
+
+
+async def test_the_phone_page_works_an_order_from_its_card_in_urgent(
+    client: Client, channel: dict[str, str], products: None
+) -> None:
+    from tests.test_member_page import count_of
+    from tests.test_web import csrf_of, signed_in
+
+    lat, lon = _area()
+    store = await o2o_shop(client, *east_of(lat, lon, 2))
+    other = await o2o_shop(client, *east_of(lat, lon, 40))  # out of reach
+    phone = unique_phone()
+    r = await client.post(
+        "/pos/v1/members",
+        json={"phone": phone, "name": "王女士", "advisor_code": store.shop.advisors[0]},
+        headers=store.shop.pos,
+    )
+    assert r.status_code == 201
+    # Three orders of the advisor's own member: each is a delivery card in 紧急.
+    mine, taken, dropped = (order(lat, lon, phone=phone) for _ in range(3))
+    for body in (mine, taken, dropped):
+        await place(client, channel, body)
+    ids = {b["order_id"] for b in (mine, taken, dropped)}
+    json_ = {"accept": "application/json"}
+    client.cookies.clear()
+    try:
+        await signed_in(client, store.phones[0])
+        with clock.living_at(datetime.fromisoformat(TEST_NOW) + timedelta(minutes=12)):
+            listing = await client.get("/web/advisor/")
+        page = listing.text
+        assert count_of(page, "urgent") == 3
+        card = card_of(page, mine["order_id"])
+        assert "待接单 · 已等 12 / 30 分钟" in card
+        assert f"{FORMULA_1} ×1" in card and "¥358.00" in card and "幸福路 8 号" in card
+        assert f'action="/web/advisor/orders/{mine["order_id"]}/accept"' in card
+        assert f'formaction="/web/advisor/orders/{mine["order_id"]}/decline"' in card
+        assert re.search(r'<form class="order drop"[^>]* hidden>', card)  # 已送达: not yet
+        assert 'class="outcome"' not in card  # no call buttons on an order
+        token = csrf_of(listing)
+        form = {"_csrf_token": token}
+
+        # The member page sends the order's delivery to its card.
+        member = await client.get(f"/web/advisor/members/{await member_id_of(phone)}")
+        delivery = re.search(r'<div class="task"[^>]*><p><b>送货</b>.*?</div>', member.text, re.S)
+        assert delivery and "在今日回访的卡片上接单" in delivery.group(0)
+        assert 'class="outcome"' not in delivery.group(0)
+
+        # Without the page's token nothing happens.
+        r = await client.post(f"/web/advisor/orders/{mine['order_id']}/accept", headers=json_)
+        assert r.status_code == 403
+        # A colleague accepted one first: the script gets the 409, a plain form a notice.
+        r = await client.post(
+            f"/advisor/v1/orders/{taken['order_id']}/accept", headers=store.advisors[1]
+        )
+        assert r.status_code == 200
+        path = f"/web/advisor/orders/{taken['order_id']}/accept"
+        r = await client.post(path, data=form, headers=json_)
+        assert r.status_code == 409 and r.headers["content-type"] == PROBLEM
+        r = await client.post(path, data=form, headers={"accept": "text/html"})
+        assert r.status_code == 303
+        shown = await client.get(r.headers["location"])
+        assert f"订单 {taken['order_id']}:已被同事接单" in shown.text
+        assert card_of(shown.text, taken["order_id"]) == ""  # the colleague's now
+
+        # Accept: the card says who, and offers 已送达.
+        r = await client.post(
+            f"/web/advisor/orders/{mine['order_id']}/accept", data=form, headers=json_
+        )
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "order_id": mine["order_id"],
+            "status": "accepted",
+            "accepted_by": store.shop.advisors[0],
+        }
+        card = card_of((await client.get("/web/advisor/")).text, mine["order_id"])
+        assert "已由我接单" in card and "/accept" not in card
+        assert re.search(r'<form class="order drop"[^>]*delivered">', card)  # shown now
+
+        # Decline as a plain form: back to the list, the card gone (the order moved on).
+        r = await client.post(
+            f"/web/advisor/orders/{dropped['order_id']}/decline",
+            data=form,
+            headers={"accept": "text/html"},
+        )
+        assert (r.status_code, r.headers["location"]) == (303, "/web/advisor/")
+        assert (await history(client, channel, dropped["order_id"]))["status"] == "unrouted"
+
+        # Delivered: a missing receipt is a field error; then the store's purchase, and
+        # the card is in 已完成.
+        path = f"/web/advisor/orders/{mine['order_id']}/delivered"
+        r = await client.post(path, data={**form, "receipt_id": " "}, headers=json_)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "receipt_id"
+        receipt_id = unique_code("R")
+        r = await client.post(path, data={**form, "receipt_id": receipt_id}, headers=json_)
+        assert r.status_code == 201, r.text
+        assert (r.json()["status"], r.json()["points_earned"]) == ("delivered", 358)
+        page = (await client.get("/web/advisor/")).text
+        assert count_of(page, "urgent") == 0 and not ids & set(re.findall(r"MP\S+", page))
+        assert "送货 · 已送达" in page[page.index('id="s-done"') :]
+        seen = await history(client, channel, mine["order_id"])
+        assert seen["status"] == "delivered"
+
+        # Another store's advisor: not found, whichever way it is asked.
+        await signed_in(client, other.phones[0])
+        listing = await client.get("/web/advisor/")
+        r = await client.post(
+            f"/web/advisor/orders/{dropped['order_id']}/accept",
+            data={"_csrf_token": csrf_of(listing)},
+            headers=json_,
+        )
+        assert r.status_code == 404
+    finally:
+        client.cookies.clear()
+
+
+async def member_id_of(phone: str) -> int:
+    return int((await fetch("SELECT id FROM member WHERE phone = {}", phone))[0]["id"])
 
 
 async def test_hqs_page_shows_the_unrouted_queue_and_routing_by_region(

@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from advisor_api.controllers.pos import provide_points_rule
-from advisor_api.params import Offset, PeriodQuery
+from advisor_api.params import Offset, OrderIdPath, PeriodQuery
 from advisor_api.security import CHANNEL_SECURITY, POS_KEY_HEADER, ChannelKeys, requires_role
 from advisor_api.settings import Settings
 from core import clock
@@ -34,9 +34,6 @@ from orders.schemas import (
     StoreOrdersOut,
 )
 
-OrderIdPath = Annotated[
-    str, PathParameter(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f/]+$")
-]
 StatusQuery = Annotated[
     Literal["routed", "accepted", "delivered", "unrouted"] | None, QueryParameter()
 ]

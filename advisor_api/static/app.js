@@ -4,10 +4,10 @@
   var DB = "tiantian", STORE = "outcomes", CACHE = "tiantian-advisor-v1";
   var STALE = 4 * 3600 * 1000;
   // A phone's clock may be wrong: calls are timed by the server's clock at page load.
-  var served = Date.parse(document.getElementById("queue").dataset.now || "");
+  var queue = document.getElementById("queue"), served = Date.parse(queue.dataset.now || "");
   var skew = isNaN(served) ? 0 : served - Date.now();
   // A shared store phone: each advisor's queue is their own.
-  var me = document.getElementById("queue").dataset.advisor || "";
+  var me = queue.dataset.advisor || "";
   var expired = false;
   function db() {
     return new Promise(function (ok, fail) {
@@ -30,12 +30,15 @@
     var m = document.cookie.match(/(?:^|; )csrftoken=([^;]*)/);
     return m ? decodeURIComponent(m[1]) : "";
   }
-  function send(item) {
-    return fetch(item.url, {
+  function post(url, body) {
+    return fetch(url, {
       method: "POST", credentials: "same-origin", redirect: "manual",
       headers: { "content-type": "application/x-www-form-urlencoded", "x-csrftoken": csrf(), "accept": "application/json" },
-      body: new URLSearchParams(item.body).toString()
-    }).then(function (r) {
+      body: new URLSearchParams(body).toString()
+    });
+  }
+  function send(item) {
+    return post(item.url, item.body).then(function (r) {
       // Signed out meanwhile (a redirect to sign-in, or 401): keep it for later.
       if (r.type === "opaqueredirect" || r.status === 401) { expired = true; throw new Error("signed out"); }
       // 2xx: recorded (or a replay); other 4xx: it will never land, drop it.
@@ -50,11 +53,10 @@
   }
   function show() {
     return pending().then(function (items) {
-      var el = document.getElementById("queue");
-      el.textContent = items.length
+      queue.textContent = items.length
         ? items.length + (expired ? " 条结果未同步:登录已过期,请重新登录" : " 条结果等待联网同步")
         : "";
-      el.dataset.waiting = String(items.length);
+      queue.dataset.waiting = String(items.length);
       return items;
     });
   }
@@ -73,12 +75,15 @@
         });
       }, Promise.resolve()).then(function () {
         // Calls sent: the cached list must not show them open on the next offline start.
-        if (items.length && window.caches) return caches.open(CACHE).then(function (c) { return c.add("/web/advisor/"); });
+        if (items.length) return recache();
       });
     }).catch(function (e) { console.log("sync stopped: " + e); }).then(function () {
       syncing = false;
       return again ? sync() : show();
     });
+  }
+  function recache() {
+    if (window.caches) return caches.open(CACHE).then(function (c) { return c.add("/web/advisor/"); });
   }
   function bump(section, by) {
     var n = section && section.querySelector(".n");
@@ -128,6 +133,41 @@
       return sync();
     });
   });
+  // An order's buttons go to the server, never to the queue: it decides who wins.
+  function able(list, on) { list.forEach(function (b) { b.disabled = !on; }); }
+  function orders() {
+    var on = navigator.onLine;
+    able(document.querySelectorAll("form.order button"), on);
+    document.querySelectorAll(".onote").forEach(function (n) { n.hidden = on; });
+  }
+  document.addEventListener("submit", function (ev) {
+    var form = ev.target;
+    if (!form.classList.contains("order")) return;
+    ev.preventDefault();
+    if (!navigator.onLine) return orders();
+    var card = form.closest(".card"), st = card.querySelector(".ost"), bs = form.querySelectorAll("button");
+    var url = (ev.submitter && ev.submitter.getAttribute("formaction")) || form.action;
+    var act = url.split("/").pop();
+    able(bs, false);
+    post(url, new FormData(form)).then(function (r) {
+      if (r.ok) return r.json().then(function (a) {
+        if (a.status === "accepted") {
+          form.remove();
+          card.querySelector("form.drop").hidden = false;
+          st.textContent = "已由我接单";
+        } else if (a.status === "delivered") finish(card.id.slice(5), act);
+        else { bump(card.closest("section"), -1); card.remove(); }
+        recache();
+      });
+      // 409 on 接单: a colleague was first; 404: the order went on to another store.
+      var s = r.status;
+      st.textContent = s === 404 ? "已转给别的门店" : s === 409 ? { accept: "已被同事接单", decline: "已处理过" }[act] || "小票号已用过" : s === 422 ? "请核对小票号" : "未能记录,请重试";
+      if (s === 404 || (s === 409 && act !== "delivered")) form.remove(); else able(bs, true);
+    }).catch(function () { st.textContent = "未发出,请重试"; able(bs, true); });
+  });
+  window.addEventListener("offline", orders);
+  window.addEventListener("online", orders);
+  orders();
   // Enter in the note must not record the first result by accident.
   document.addEventListener("keydown", function (ev) {
     if (ev.key === "Enter" && ev.target.name === "note") ev.preventDefault();

@@ -18,6 +18,7 @@ from litestar.response import Redirect
 from litestar.template.config import TemplateConfig
 
 from advisor_api.web.advisor import AdvisorPages
+from advisor_api.web.advisor_orders import AdvisorOrderPages
 from advisor_api.web.common import TEMPLATES, SignInFirst, sign_in_redirect
 from advisor_api.web.console import ConsolePages
 from advisor_api.web.console_more import ConsoleMorePages
@@ -65,6 +66,7 @@ def web_router(jwt_secret: str, secure_cookies: bool = False) -> Router:
             SessionPages,
             OwnerPages,
             AdvisorPages,
+            AdvisorOrderPages,
             HqPages,
             InsightPages,
             ConsolePages,

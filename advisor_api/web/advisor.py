@@ -11,12 +11,13 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 from msgspec import Struct
 
 from advisor_api.params import Id, Offset, SearchText
 from advisor_api.web import charts
+from advisor_api.web.advisor_orders import notice_of, order_cards
 from advisor_api.web.common import KINDS_ZH, RESULTS_ZH, STATIC, page_user
 from advisor_api.web.member_page import RESULT_NAMES, member_context, search_context
 from core import clock
@@ -25,7 +26,7 @@ from core.periods import month_of
 from incentives import boards
 from incentives.schemas import MyScore
 from members.accounts import Principal
-from tasks import outcomes, queries
+from tasks import deliveries, outcomes, queries
 from tasks.schemas import CardMember, CardTask, OutcomeIn, TodayOut
 
 SECTIONS = (("urgent", "紧急"), ("overdue", "逾期"), ("today", "今天"))
@@ -108,16 +109,29 @@ class AdvisorPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def today(self, request: Request[Any, Any, Any]) -> Template:
+    async def today(
+        self,
+        request: Request[Any, Any, Any],
+        notice: Annotated[str | None, QueryParameter()] = None,
+        order: Annotated[str | None, QueryParameter()] = None,
+    ) -> Template:
         who, advisor_id, timezone = await _advisor(request)
         day = clock.today(clock.zone(timezone))
         score = await boards.my_score(advisor_id, month_of(day))
         listed = await queries.advisor_today(advisor_id, timezone, day)
+        minutes = request.app.state.settings.o2o_accept_minutes
+        urgent = [t.task_id for c in listed.cards for t in c.tasks if t.kind == deliveries.KIND]
+        orders, mine = await order_cards(who, urgent, minutes)
         return Template(
             "advisor.html",
             context={
                 "who": who,
                 "sections": sections(listed),
+                # An O2O order's delivery card shows the order and its own buttons.
+                "orders": orders,
+                "mine": mine,
+                "accept_minutes": minutes,
+                "notice": notice_of(notice, order),
                 # A kind's script reads the same on every card: sent once, numbered.
                 "scripts": {
                     text: i
@@ -140,7 +154,11 @@ class AdvisorPages(Controller):
     @get("/members/{member_id:int}")
     async def member(self, request: Request[Any, Any, Any], member_id: Id) -> Template:
         who, _, _ = await _advisor(request)
-        return Template("member.html", context=await member_context(who, member_id, False))
+        context = await member_context(who, member_id, False)
+        # An order's delivery is worked from its card on the day's list.
+        opened = [t.task_id for t in context["open"] if t.kind == deliveries.KIND]
+        context["order_tasks"] = set(await deliveries.orders_of_tasks(opened))
+        return Template("member.html", context=context)
 
     @get("/search")
     async def search(

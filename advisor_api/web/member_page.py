@@ -48,6 +48,7 @@ async def member_context(who: Principal, member_id: int, readonly: bool) -> dict
         "soon": (await expiring_soon([member_id], today)).get(member_id, []),
         "open": [t for t in view.tasks if t.status == "open"],
         "past": [t for t in view.tasks if t.status != "open"],
+        "order_tasks": set(),  # open tasks that are an O2O order's delivery
         "kinds": KINDS_ZH,
         "results": RESULTS_ZH,
         "result_names": RESULT_NAMES,
