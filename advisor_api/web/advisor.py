@@ -120,8 +120,8 @@ class AdvisorPages(Controller):
         score = await boards.my_score(advisor_id, month_of(day))
         listed = await queries.advisor_today(advisor_id, timezone, day)
         minutes = request.app.state.settings.o2o_accept_minutes
-        urgent = [t.task_id for c in listed.cards for t in c.tasks if t.kind == deliveries.KIND]
-        orders, mine = await order_cards(who, urgent, minutes)
+        delivering = [t.task_id for c in listed.cards for t in c.tasks if t.kind == deliveries.KIND]
+        orders, mine = await order_cards(who, delivering, minutes)
         return Template(
             "advisor.html",
             context={
