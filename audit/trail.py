@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Literal, get_args
 
 import msgspec
 
@@ -24,7 +24,7 @@ SYSTEM = "system"
 _actor: ContextVar[str] = ContextVar("tiantian_audit_actor", default=SYSTEM)
 
 # What may be audited: the entity names the trail and its filter know.
-ENTITIES = (
+Entity = Literal[
     "store",
     "advisor",
     "product",
@@ -41,7 +41,8 @@ ENTITIES = (
     "points_promotion",
     "month_close",
     "import",
-)
+]
+ENTITIES: tuple[str, ...] = get_args(Entity)
 
 
 def acting_as(who: str) -> None:

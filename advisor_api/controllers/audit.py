@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.params import QueryParameter
@@ -13,29 +13,10 @@ from advisor_api.params import MAX_ID
 from advisor_api.security import requires_role
 from audit import queries
 from audit.schemas import AuditOut
+from audit.trail import Entity
 from core import clock
 from core.errors import InvalidInput
 from members.accounts import Principal
-
-Entity = Literal[
-    "store",
-    "advisor",
-    "product",
-    "login",
-    "pos_key",
-    "channel_key",
-    "playbook",
-    "campaign",
-    "contest",
-    "score_weights",
-    "bonus_rates",
-    "targets",
-    "points_policy",
-    "points_promotion",
-    "month_close",
-    "import",
-]
-
 
 # A date, or a date and time, with or without an offset (ISO 8601 as Python reads it).
 SINCE = (
