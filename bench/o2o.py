@@ -293,8 +293,19 @@ async def main() -> None:
     url = db_url(args.admin_url, args.name)
     os.environ["DATABASE_URL"] = url
     os.environ["TIANTIAN_NOW"] = NOW
-    rng = random.Random(16)
     await fresh_database(args.admin_url, args.name)
+    try:
+        await measure(args, url)
+    finally:
+        conn = await asyncpg.connect(args.admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{args.name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+async def measure(args: argparse.Namespace, url: str) -> None:
+    rng = random.Random(16)
     env = {**os.environ}
     await asyncio.to_thread(cli, env, "migrate")
     started = time.perf_counter()
