@@ -146,7 +146,6 @@ def cmd_import(args: argparse.Namespace) -> None:
     from advisor_api.settings import Settings
     from core.csvfile import read_csv_lines
     from members.imports import COLUMNS, run_import
-    from members.policy import PointsRule
 
     path = args.file
     with open(path, "rb") as raw:
@@ -154,7 +153,7 @@ def cmd_import(args: argparse.Namespace) -> None:
         raw.seek(max(raw.seek(0, os.SEEK_END) - 1, 0))
         complete = raw.read(1) in (b"\n", b"")
     columns = COLUMNS[args.kind]
-    rule = PointsRule(points_per_yuan=Settings.from_env().points_per_yuan)
+    rule = Settings.from_env().points_rule
 
     # Read as it goes, on the loop's thread: a command line has nothing else to serve.
     text = open(path, encoding="utf-8-sig", newline="")

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
+from members.policy import PointsRule
 from orders.services import Limits
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -151,3 +153,13 @@ class Settings:
     @property
     def o2o_limits(self) -> Limits:
         return Limits(self.o2o_radius_km, self.o2o_accept_minutes)
+
+    @property
+    def points_rule(self) -> PointsRule:
+        return PointsRule(points_per_yuan=self.points_per_yuan)
+
+
+def settings_of(request: Any) -> Settings:
+    """The settings the app was made with (a request's ``app.state``)."""
+    settings: Settings = request.app.state.settings
+    return settings

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from msgspec import Struct
 
 from audit import trail
-from core.csvfile import Record, Rejected
+from core.csvfile import Record, Rejected, read_csv
 from members.policy import PointsRule
 
 Kind = Literal["stores", "advisors", "products", "members", "purchases"]
@@ -174,3 +174,15 @@ async def run_import(
             progress((pending or cut)[-1].line)
     run.report.rejected.sort(key=lambda r: (r.line, r.field))
     return run.report
+
+
+async def import_upload(kind: Kind, body: bytes, rule: PointsRule) -> ImportReport:
+    """An uploaded file (the API's body or the console's form), read whole: a file
+    that does not end with a line break may have been cut off."""
+    columns = COLUMNS[kind]
+    return await run_import(
+        kind,
+        read_csv(body, columns.required, columns.optional),
+        complete=not body or body.endswith(b"\n"),
+        rule=rule,
+    )

@@ -9,11 +9,10 @@ from litestar import Controller, Request, post
 from litestar.params import PathParameter
 
 from advisor_api.security import requires_role
-from core.csvfile import read_csv
+from advisor_api.settings import settings_of
 from core.errors import Malformed
 from members.accounts import Principal
-from members.imports import COLUMNS, ImportReport, run_import
-from members.policy import PointsRule
+from members.imports import ImportReport, import_upload
 
 ImportKind = Literal["stores", "advisors", "products", "members", "purchases"]
 
@@ -42,11 +41,4 @@ class HqImportsController(Controller):
         if not request.headers.get("content-type", "").startswith("text/csv"):
             raise Malformed.on("content-type", "send text/csv")
         body = await request.body()
-        columns = COLUMNS[kind]
-        settings = request.app.state.settings
-        return await run_import(
-            kind,
-            read_csv(body, columns.required, columns.optional),
-            complete=not body or body.endswith(b"\n"),
-            rule=PointsRule(points_per_yuan=settings.points_per_yuan),
-        )
+        return await import_upload(kind, body, settings_of(request).points_rule)

@@ -14,7 +14,7 @@ from litestar.params import JSONBody, QueryParameter
 from advisor_api.controllers.pos import provide_points_rule
 from advisor_api.params import Offset, OrderIdPath, PeriodQuery
 from advisor_api.security import CHANNEL_SECURITY, POS_KEY_HEADER, ChannelKeys, requires_role
-from advisor_api.settings import Settings
+from advisor_api.settings import settings_of
 from core import clock
 from core.periods import period_or_error
 from members.accounts import Principal
@@ -50,11 +50,6 @@ async def provide_channel(request: Request[Any, Any, Any]) -> Channel:
     return channel
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 class ChannelOrdersController(Controller):
     path = "/o2o/v1"
     tags = ["O2O"]
@@ -74,7 +69,7 @@ class ChannelOrdersController(Controller):
         data: JSONBody[OrderIn],
     ) -> Response[OrderPlaced]:
         created, answer = await services.place_order(
-            channel.id, data, _settings(request).o2o_limits
+            channel.id, data, settings_of(request).o2o_limits
         )
         return Response(answer, status_code=201 if created else 200)
 
@@ -107,7 +102,7 @@ class AdvisorOrdersController(Controller):
         self, request: Request[Principal, Any, Any], status: StoreStatusQuery = None
     ) -> StoreOrdersOut:
         _, store = await _advisor_store(request)
-        minutes = _settings(request).o2o_accept_minutes
+        minutes = settings_of(request).o2o_accept_minutes
         return StoreOrdersOut(minutes, await queries.store_orders(store.id, status, minutes))
 
     @post(
@@ -132,7 +127,8 @@ class AdvisorOrdersController(Controller):
         self, request: Request[Principal, Any, Any], order_id: OrderIdPath
     ) -> StoreActionOut:
         advisor_id, store = await _advisor_store(request)
-        return await store_side.decline(store, advisor_id, order_id, _settings(request).o2o_limits)
+        limits = settings_of(request).o2o_limits
+        return await store_side.decline(store, advisor_id, order_id, limits)
 
     @post(
         "/{order_id:str}/delivered",

@@ -11,7 +11,7 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.params import JSONBody, PathParameter
 
 from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
-from advisor_api.settings import Settings
+from advisor_api.settings import settings_of
 from members import points, purchases, registration, returns, views
 from members.policy import PointsRule
 from members.schemas import (
@@ -41,8 +41,7 @@ async def provide_pos_store(request: Request[Any, Any, Any]) -> StoreRef:
 
 
 def provide_points_rule(request: Request[Any, Any, Any]) -> PointsRule:
-    settings: Settings = request.app.state.settings
-    return PointsRule(points_per_yuan=settings.points_per_yuan)
+    return settings_of(request).points_rule
 
 
 def _status(created: bool) -> int:

@@ -19,7 +19,7 @@ from litestar.response import Redirect
 from msgspec import Struct
 
 from advisor_api.params import OrderIdPath
-from advisor_api.settings import Settings
+from advisor_api.settings import settings_of
 from advisor_api.web.common import page_user
 from core.errors import Conflict, InvalidInput, NotFound, msgspec_field_error
 from members.accounts import Principal
@@ -71,11 +71,6 @@ async def _store(request: Request[Any, Any, Any]) -> tuple[int, StoreRef]:
     return who.advisor_id, (await store_refs([store_id]))[store_id][0]
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
 async def _answer(
     request: Request[Any, Any, Any],
     order_id: str,
@@ -121,7 +116,7 @@ class AdvisorOrderPages(Controller):
         self, request: Request[Any, Any, Any], order_id: OrderIdPath
     ) -> Response[Any]:
         advisor_id, store = await _store(request)
-        limits = _settings(request).o2o_limits
+        limits = settings_of(request).o2o_limits
         work = _unchanged(store_side.decline(store, advisor_id, order_id, limits))
         return await _answer(request, order_id, "decline", work)
 
@@ -133,7 +128,7 @@ class AdvisorOrderPages(Controller):
         data: Annotated[ReceiptForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
     ) -> Response[Any]:
         advisor_id, store = await _store(request)
-        rule = PointsRule(points_per_yuan=_settings(request).points_per_yuan)
+        rule = settings_of(request).points_rule
         return await _answer(
             request, order_id, "delivered", _delivered(store, advisor_id, order_id, data, rule)
         )

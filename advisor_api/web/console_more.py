@@ -16,15 +16,14 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect, Template
 
+from advisor_api.settings import settings_of
 from advisor_api.web.common import page_user
 from advisor_api.web.console import Form, Note, Text, back, console
 from audit import queries as trail
 from audit.trail import ENTITIES
 from core import clock
-from core.csvfile import read_csv
 from core.errors import DomainError, InvalidInput
-from members.imports import COLUMNS, run_import
-from members.policy import PointsRule
+from members.imports import COLUMNS, import_upload
 from tasks.campaigns import create_campaign, recent_campaigns, segment_size
 
 Day = Annotated[date | None, QueryParameter()]
@@ -115,14 +114,11 @@ class ConsoleMorePages(Controller):
             error = f"未知的导入类型 {data.kind}"
         else:
             body = await data.file.read()
-            columns = COLUMNS[data.kind]
-            settings = request.app.state.settings
             try:
-                report = await run_import(
+                report = await import_upload(
                     data.kind,  # type: ignore[arg-type]  # checked against COLUMNS above
-                    read_csv(body, columns.required, columns.optional),
-                    complete=not body or body.endswith(b"\n"),
-                    rule=PointsRule(points_per_yuan=settings.points_per_yuan),
+                    body,
+                    settings_of(request).points_rule,
                 )
             except DomainError as exc:
                 error = exc.detail
