@@ -58,6 +58,7 @@ from advisor_api.today_cache import TodayCache
 from advisor_api.web import index, template_config, web_router
 from advisor_api.wiring import build_dispatcher, wire_domains
 from core.db import connection_pool
+from incentives.ladders import LADDERS
 
 log = logging.getLogger("tiantian")
 
@@ -83,9 +84,11 @@ def _lifespan(
             if jobs is not None:
                 await jobs.start()
             await today_cache.start()
+            await LADDERS.start(settings.table_cache_seconds)
             try:
                 yield
             finally:
+                await LADDERS.stop()
                 await today_cache.stop()
                 if jobs is not None:
                     await jobs.stop()

@@ -25,7 +25,8 @@ from core import clock
 from core.db import fetch, in_write_transaction, rows_source
 from core.errors import InvalidInput, NotFound
 from core.periods import FIRST_YEAR, LAST_YEAR, cover
-from incentives.ranking import STORES, Ranked, Subject, rank_all
+from incentives.ladders import rank_all_kept
+from incentives.ranking import STORES, Ranked, Subject
 from incentives.rules import Weights, load_weights
 from incentives.schemas import ContestHead, ContestIn, ContestOut, PairOut
 from members import queries as members
@@ -208,15 +209,15 @@ async def league_standings(
 ) -> tuple[list[Ranked], dict[int, Ranked]]:
     scope = await parse_scope(contest.head.scope)
     periods = cover(contest.head.starts_on, contest.head.ends_on)
-    return await rank_all(subject, scope, periods, contest.weights, limit, mine)
+    return await rank_all_kept(subject, scope, periods, contest.weights, limit, mine)
 
 
 async def pk_scores(contest: Contest) -> dict[int, Ranked]:
     """Each paired store's totals and score over the window."""
     stores = sorted({s for pair in contest.pairs for s in pair})
     periods = cover(contest.head.starts_on, contest.head.ends_on)
-    # rank_all's ranks are national and unused here: only the stores' own lines are.
-    _, scores = await rank_all(
+    # The ranks are national and unused here: only the stores' own lines are.
+    _, scores = await rank_all_kept(
         STORES, Scope("national", "national"), periods, contest.weights, 0, stores
     )
     return scores

@@ -12,11 +12,11 @@ from typing import Any
 
 from core.db import fetch
 from core.periods import Period, previous
+from incentives.ladders import Ladder, period_ladder, rank_all_kept
 from incentives.ranking import (
     ADVISORS,
     Ranked,
     Subject,
-    rank_all,
     rank_of_nothing,
     ranks_by_count,
     scope_ranks,
@@ -96,18 +96,30 @@ async def league_table(
     of ``mine`` (the caller's own advisor or stores) wherever they stand."""
     mine = [m for m in mine if await _in_scope(subject, scope, m)]
     before = previous(period).name
+    now = None if per_advisor else await period_ladder(subject, scope, period.name)
     if per_advisor:
         weights = await load_weights()
-        top, own = await rank_all(subject, scope, [period.name], weights, limit, mine, True)
-        _, earlier = await rank_all(
+        top, own = await rank_all_kept(subject, scope, [period.name], weights, limit, mine, True)
+        _, earlier = await rank_all_kept(
             subject, scope, [before], weights, 0, [r.id for r in top] + mine, True
+        )
+    elif now is not None and _fills(now, limit):
+        top, own = now.top(limit), now.lines_of(mine)
+        for m in mine:
+            own.setdefault(m, Ranked(m, now.rank_of_nothing(), 0, 0, 0, 0, 0))
+        last = await period_ladder(subject, scope, before)
+        asked = [r.id for r in top] + mine
+        earlier = (
+            last.lines_of(asked)
+            if last is not None
+            else await ranks_by_count(subject, scope, before, asked)
         )
     else:
         top = await top_lines(subject, scope, period.name, limit)
         if len(top) < limit or (top and top[-1].score == 0):
             # Fewer scorers than places: the rest of the scope shares the last rank.
             weights = await load_weights()
-            top, own = await rank_all(subject, scope, [period.name], weights, limit, mine)
+            top, own = await rank_all_kept(subject, scope, [period.name], weights, limit, mine)
             earlier = await ranks_by_count(subject, scope, before, [r.id for r in top] + mine)
         else:
             own, earlier = await _ranks_now_and_before(
@@ -117,6 +129,12 @@ async def league_table(
         then = earlier.get(line.id)
         line.rank_change = None if then is None else then.rank - line.rank
     return Table(top, [own[m] for m in mine if m in own])
+
+
+def _fills(ladder: Ladder, limit: int) -> bool:
+    """Whether the lines alone make the top ``limit``: as many lines, all above nothing
+    (else the scope's advisors or stores without a line share a place among them)."""
+    return len(ladder.lines) >= limit and (limit == 0 or ladder.lines[limit - 1].score > 0)
 
 
 async def _ranks_now_and_before(

@@ -185,30 +185,72 @@ async def rank_all(
     fast = await _rank_scorers(subject, scope, periods, weights, limit, also, per_advisor)
     if fast is not None:
         return fast
+    also_cond, also_args = in_list(also or [0], "int")
+    rows = await _ranked_universe(
+        subject,
+        scope,
+        periods,
+        weights,
+        per_advisor,
+        f" WHERE pos <= {{}} OR id {also_cond}",
+        [limit, *also_args],
+    )
+    wanted = set(also)
+    top = [ranked_line(row) for row in rows if int(row["pos"]) <= limit]
+    return top, {int(row["id"]): ranked_line(row) for row in rows if int(row["id"]) in wanted}
+
+
+async def rank_everyone(
+    subject: Subject, scope: Scope, periods: list[str], weights: Weights, per_advisor: bool
+) -> list[Ranked]:
+    """Everyone ``rank_all`` ranks, in table order with their ranks."""
+    rows = await _ranked_universe(subject, scope, periods, weights, per_advisor, "", [])
+    return [ranked_line(row) for row in rows]
+
+
+async def scope_lines(subject: Subject, scope: Scope, period: str) -> list[Ranked]:
+    """Every line of the scope for one period by the default weights, in table order
+    (score down, then id), ranks not yet set."""
+    join, where, args = scope_sql(subject, scope, "s")
+    rows = await fetch(
+        f"SELECT s.{subject.key} AS id, s.new_members, s.points, s.tasks_done,"
+        f" s.tasks_converted, s.score, 0 AS rank FROM {subject.table} s{join}"
+        f" WHERE s.period = {{}}{where} ORDER BY s.score DESC, s.{subject.key}",
+        period,
+        *args,
+    )
+    return [ranked_line(row) for row in rows]
+
+
+async def _ranked_universe(
+    subject: Subject,
+    scope: Scope,
+    periods: list[str],
+    weights: Weights,
+    per_advisor: bool,
+    which: str,
+    which_args: list[Any],
+) -> list[dict[str, Any]]:
+    """Everyone in scope ranked with window functions, the rows ``which`` keeps."""
     join, where, scope_args = scope_sql(subject, scope, "s")
     period_cond, period_args = in_list(periods, "text")
     universe, universe_args = _universe_sql(subject, scope)
     staff, staff_column, score = _valuation(per_advisor, "u.id")
     counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
-    also_cond, also_args = in_list(also or [0], "int")
-    rows = await fetch(
+    return await fetch(
         f"WITH {_totals_sql(subject, join, period_cond, where, len(periods), per_advisor)},"
         f" universe AS ({universe}),"
         f" valued AS (SELECT u.id, {counts}, {score} AS score{staff_column}"
         f" FROM universe u LEFT JOIN totals t ON t.id = u.id{staff}),"
         " ranked AS (SELECT v.*, rank() OVER (ORDER BY v.score DESC) AS rank,"
         " row_number() OVER (ORDER BY v.score DESC, v.id) AS pos FROM valued v)"
-        f" SELECT * FROM ranked WHERE pos <= {{}} OR id {also_cond} ORDER BY pos",
+        f" SELECT * FROM ranked{which} ORDER BY pos",
         *period_args,
         *scope_args,
         *universe_args,
         *[weights.of(kind) for kind in KINDS],
-        limit,
-        *also_args,
+        *which_args,
     )
-    wanted = set(also)
-    top = [ranked_line(row) for row in rows if int(row["pos"]) <= limit]
-    return top, {int(row["id"]): ranked_line(row) for row in rows if int(row["id"]) in wanted}
 
 
 def _totals_sql(

@@ -85,10 +85,11 @@ async def policy_history() -> tuple[tuple[datetime, Policy], ...]:
         "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers, set_at"
         " FROM points_policy ORDER BY id"
     )
-    return tuple((clock.as_datetime(row["set_at"]), _policy_of(row)) for row in rows)
+    return tuple((clock.as_datetime(row["set_at"]), policy_of_row(row)) for row in rows)
 
 
-def _policy_of(row: dict[str, Any]) -> Policy:
+def policy_of_row(row: dict[str, Any]) -> Policy:
+    """A policy from a row of ``members.queries.POLICY``."""
     tiers = sorted(
         (
             Tier(t["code"], t["name"], int(t["min_points_in_year"]))
@@ -109,7 +110,7 @@ async def load_policy() -> Policy:
         "SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
         " FROM points_policy ORDER BY id DESC LIMIT 1"
     )
-    return _policy_of(rows[0])
+    return policy_of_row(rows[0])
 
 
 def checked(data: PointsPolicyIO) -> Policy:

@@ -22,6 +22,7 @@ from core.periods import add_months
 from members.babies import baby_out
 from members.schemas import (
     BabyOut,
+    ExpiringPoints,
 )
 from members.tables import Baby
 
@@ -37,6 +38,12 @@ MEMBERS = (
     " CASE WHEN a.active AND a.store = m.home_store THEN a.id END AS owner"
     " FROM member m JOIN store s ON s.id = m.home_store"
     " LEFT JOIN advisor a ON a.id = m.owning_advisor)"
+)
+# The points policy in force, one row: ``value_per_100_fen``, ``expiry_months``,
+# ``expiry_warning_days``, ``tiers`` (``members.policy.policy_of_row`` reads it).
+POLICY = (
+    "(SELECT value_per_100_fen, expiry_months, expiry_warning_days, tiers"
+    " FROM points_policy ORDER BY id DESC LIMIT 1)"
 )
 # Babies with their member's id: joined to MEMBERS by ``member``.
 BABIES = "(SELECT b.id, b.member, b.name, b.birth_date, b.due_date FROM baby b)"
@@ -75,6 +82,33 @@ def babies_json(member: str) -> str:
         " b.birth_date, 'due_date', b.due_date)) FROM (SELECT * FROM baby"
         f" WHERE member = {member} ORDER BY id) b)"
     )
+
+
+def expiring_json(member: str, warning_days: str) -> str:
+    """The lots of the member whose id is the SQL expression ``member`` with points
+    left that lapse within ``warning_days`` (an SQL expression) of a day, soonest
+    first, as one JSON array column of ``[points, expires_on]``; ``expiring_from_json``
+    reads it back. Two placeholders, both the day."""
+    if is_postgres():
+        return (
+            "(SELECT json_agg(json_build_array(l.points, l.expires_on)"
+            f" ORDER BY l.expires_on, l.id) FROM {LOTS} l WHERE l.member = {member}"
+            " AND l.expires_on >= CAST({} AS DATE)"
+            f" AND l.expires_on <= CAST({{}} AS DATE) + {warning_days})"
+        )
+    return (
+        "(SELECT json_group_array(json_array(l.points, l.expires_on)) FROM (SELECT * FROM"
+        f" {LOTS} l WHERE l.member = {member} AND l.expires_on >= {{}}"
+        f" AND l.expires_on <= date({{}}, '+' || ({warning_days}) || ' days')"
+        " ORDER BY l.expires_on, l.id) l)"
+    )
+
+
+def expiring_from_json(raw: str | None) -> list[ExpiringPoints]:
+    return [
+        ExpiringPoints(int(points), date.fromisoformat(expires_on))
+        for points, expires_on in msgspec.json.decode(raw or "[]")
+    ]
 
 
 def babies_from_json(raw: str | None, day: date) -> list[BabyOut]:

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from audit import trail
 from core import clock
-from core.db import in_write_transaction
+from core.db import in_write_transaction, is_postgres
 from core.errors import InvalidInput
 from tasks.tables import PlaybookRule
 
@@ -135,6 +135,13 @@ class Rule:
         first = day - timedelta(days=self.expire_offset_days)
         last = day - timedelta(days=self.due_offset_days)
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def urgent_kinds() -> str:
+    """The kinds HQ marks urgent, as a relation of ``kind`` (``Rule.urgent`` in SQL)."""
+    if is_postgres():
+        return "(SELECT kind FROM playbook_rule WHERE params->>'urgent' = 'true')"
+    return "(SELECT kind FROM playbook_rule WHERE json_extract(params, '$.urgent') = 1)"
 
 
 async def load_rules() -> dict[str, Rule]:

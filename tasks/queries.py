@@ -13,18 +13,21 @@ from core import clock
 from core.db import fetch, in_list, is_postgres, rows_by
 from core.money import share, yuan_text
 from members.babies import stage_for_age
-from members.policy import load_policy
+from members.policy import policy_of_row
 from members.queries import (
     ADVISORS,
     MEMBERS,
+    POLICY,
     PURCHASES,
     STORES,
     babies_from_json,
     babies_json,
+    expiring_from_json,
+    expiring_json,
 )
 from members.tiers import effective_tier
-from members.views import expiring_soon, member_profile
-from tasks.playbook import load_rules
+from members.views import member_profile
+from tasks.playbook import urgent_kinds
 from tasks.runout import CATEGORY_NAMES, member_run_outs
 from tasks.schemas import (
     Card,
@@ -67,7 +70,8 @@ def _context(row: dict[str, Any]) -> dict[str, str]:
 
 async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> TodayOut:
     """The advisor's open tasks due by ``day`` and not expired, one card per member,
-    most urgent first: overdue, then priority, then due date. One query."""
+    most urgent first: overdue, then priority, then due date. One statement: the
+    policy, the urgent kinds and the points about to lapse come with the tasks."""
     tz = clock.zone(timezone)
     day = day or clock.today(tz)
     start, end = clock.day_bounds(day, tz)
@@ -79,10 +83,14 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
         "SELECT t.id, t.kind, t.topic, t.reason, t.script, t.due_on, t.expires_on, t.priority,"
         " t.member, m.name, m.phone, m.points_balance, m.last_purchased_at, m.tier, m.tier_year,"
         f" s.name AS store_name, a.name AS advisor_name, {babies_json('t.member')} AS babies,"
-        f" ({done_today}) AS done_today"
+        f" {expiring_json('t.member', 'pol.expiry_warning_days')} AS expiring,"
+        f" t.kind IN {urgent_kinds()} AS urgent, pol.value_per_100_fen, pol.expiry_months,"
+        f" pol.expiry_warning_days, pol.tiers, ({done_today}) AS done_today"
         f" FROM task t JOIN {MEMBERS} m ON m.id = t.member JOIN {STORES} s ON s.id = t.store"
-        f" JOIN {ADVISORS} a ON a.id = t.assignee"
+        f" JOIN {ADVISORS} a ON a.id = t.assignee CROSS JOIN {POLICY} pol"
         " WHERE t.assignee = {} AND t.status = 'open' AND t.due_on <= {} AND t.expires_on >= {}",
+        day,
+        day,
         advisor_id,
         start,
         end,
@@ -90,18 +98,13 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
         day,
         day,
     )
-    if rows:
-        done = int(rows[0]["done_today"])
-    else:
-        done = int(
-            (await fetch(done_today.replace("COUNT(*)", "COUNT(*) AS n"), advisor_id, start, end))[
-                0
-            ]["n"]
-        )
+    if not rows:
+        count = done_today.replace("COUNT(*)", "COUNT(*) AS n")
+        counted = await fetch(count, advisor_id, start, end)
+        return TodayOut(date=day, counts=TodayCounts(0, 0, int(counted[0]["n"])), cards=[])
+    done = int(rows[0]["done_today"])
+    policy = policy_of_row(rows[0])
     cards: dict[int, Card] = {}
-    expiring = await expiring_soon(sorted({int(row["member"]) for row in rows}), day)
-    policy = await load_policy()
-    urgent = {kind for kind, rule in (await load_rules()).items() if rule.urgent}
     for row in rows:
         task = CardTask(
             task_id=row["id"],
@@ -112,7 +115,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
             expires_on=row["expires_on"],
             overdue=row["due_on"] < day,
             priority=row["priority"],
-            urgent=row["kind"] in urgent,
+            urgent=bool(row["urgent"]),
         )
         card = cards.get(row["member"])
         if card is None:
@@ -126,7 +129,7 @@ async def advisor_today(advisor_id: int, timezone: str, day: date | None) -> Tod
                     last_purchase_at=row["last_purchased_at"],
                     tier=(tier := effective_tier(row["tier"], row["tier_year"], day)),
                     tier_name=policy.name_of(tier),
-                    points_expiring=expiring.get(row["member"], []),
+                    points_expiring=expiring_from_json(row["expiring"]),
                 ),
                 tasks=[],
             )

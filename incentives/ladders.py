@@ -1,0 +1,211 @@
+"""League tables ranked once and kept in memory until a score they rank changes.
+
+An exact rank is one more than the lines that scored more: an index range as long as
+the rank itself (half the chain's advisors for the median advisor), twice a request
+(this period and last). Ranked once, a table answers every caller's top, own line
+and rank change from memory.
+
+A ``Ladder`` is one ranking: a period's lines of a scope by the default weights (the
+league tables), or everyone a full table ranks (a contest's window and weights, the
+per-advisor store table). On PostgreSQL every statement that changes the totals
+notifies the periods it changed (a trigger of this app), and every change to the
+advisors or stores (their scope, their active flag) notifies too (a trigger of the
+members app); this process listens and drops exactly the ladders they touch. A short
+time-to-live bounds a lost notification. Without a notification channel (SQLite),
+or with a time-to-live of 0, nothing is kept and every table is ranked in SQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core.db import postgres_dsn
+from incentives.ranking import Ranked, Subject, rank_all, rank_everyone, scope_lines
+from incentives.rules import KINDS, Weights
+from members.scopes import Scope
+
+log = logging.getLogger("tiantian.ladders")
+SCORES_CHANNEL = "tiantian_score_changes"
+REGISTRY_CHANNEL = "tiantian_registry_changes"
+MAX_LADDERS = 64
+
+
+@dataclass(slots=True)
+class Ladder:
+    """Lines in table order (score down, then id), each with its rank."""
+
+    lines: list[Ranked]
+    by_id: dict[int, Ranked]
+    above_zero: int  # lines that scored more than nothing
+
+    @classmethod
+    def of(cls, lines: list[Ranked]) -> Ladder:
+        """From lines in table order, ranks set."""
+        by_id = {line.id: line for line in lines}
+        above_zero = sum(1 for line in lines if line.score > 0)
+        return cls(lines, by_id, above_zero)
+
+    def top(self, limit: int) -> list[Ranked]:
+        # Copies: a table sets each line's rank change for its caller.
+        return [_copy(line) for line in self.lines[:limit]]
+
+    def lines_of(self, ids: Iterable[int]) -> dict[int, Ranked]:
+        by_id = self.by_id
+        return {i: _copy(by_id[i]) for i in ids if i in by_id}
+
+    def rank_of_nothing(self) -> int:
+        """Where one without a line stands: below everyone who scored."""
+        return 1 + self.above_zero
+
+
+def _copy(line: Ranked) -> Ranked:
+    # By hand: dataclasses.replace costs more than the rest of a table's answer.
+    return Ranked(
+        line.id,
+        line.rank,
+        line.new_members,
+        line.points,
+        line.tasks_done,
+        line.tasks_converted,
+        line.score,
+        line.active_advisors,
+        line.rank_change,
+    )
+
+
+def with_ranks(lines: list[Ranked]) -> list[Ranked]:
+    """Standard competition ranks (1, 2, 2, 4) over lines in table order."""
+    for position, line in enumerate(lines):
+        tied = position and line.score == lines[position - 1].score
+        line.rank = lines[position - 1].rank if tied else position + 1
+    return lines
+
+
+@dataclass(slots=True)
+class _Kept:
+    ladder: Ladder
+    periods: frozenset[str]
+    expires: float
+
+
+class Ladders:
+    def __init__(self) -> None:
+        self._ttl = 0.0
+        self._kept: dict[Hashable, _Kept] = {}
+        self._building: dict[Hashable, asyncio.Future[Ladder]] = {}
+        # Bumped on every drop: a ladder ranked while a change landed is not kept.
+        self._generation = 0
+        self._conn: Any = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def start(self, ttl_seconds: float) -> None:
+        dsn = postgres_dsn()
+        if ttl_seconds <= 0 or dsn is None or self.enabled:
+            return
+        self._ttl = ttl_seconds
+        self._conn = await asyncpg.connect(dsn)
+        await self._conn.add_listener(SCORES_CHANNEL, self._on_scores)
+        await self._conn.add_listener(REGISTRY_CHANNEL, self._on_registry)
+        self._conn.add_termination_listener(lambda _: self.forget(None))
+
+    async def stop(self) -> None:
+        if self._conn is not None and not self._conn.is_closed():
+            await self._conn.close()
+        self._conn = None
+        self.forget(None)
+
+    def forget(self, periods: set[str] | None) -> None:
+        """Drop the ladders that rank any of ``periods`` (None: every ladder)."""
+        self._generation += 1
+        if periods is None:
+            self._kept.clear()
+            return
+        for key, kept in list(self._kept.items()):
+            if not kept.periods.isdisjoint(periods):
+                del self._kept[key]
+
+    def _on_scores(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.forget(None if payload == "*" else set(payload.split(",")))
+
+    def _on_registry(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
+        self.forget(None)
+
+    async def get(
+        self, key: Hashable, periods: Iterable[str], rank: Callable[[], Awaitable[Ladder]]
+    ) -> Ladder | None:
+        """The ladder kept under ``key``, ranked by ``rank`` when there is none; None
+        when nothing is kept (the caller ranks in SQL)."""
+        if not self.enabled:
+            return None
+        now = time.monotonic()
+        kept = self._kept.pop(key, None)
+        if kept is not None and kept.expires > now:
+            self._kept[key] = kept  # the most recently used last: the first to go is the oldest
+            return kept.ladder
+        pending = self._building.get(key)
+        if pending is not None:  # one ranking at a time however many callers wait
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Ladder] = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        seen = self._generation
+        try:
+            ladder = await rank()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters, if any, get it raised
+            raise
+        finally:
+            self._building.pop(key, None)
+        future.set_result(ladder)
+        if seen == self._generation and self.enabled:
+            if len(self._kept) >= MAX_LADDERS:
+                self._kept.pop(next(iter(self._kept)))
+            self._kept[key] = _Kept(ladder, frozenset(periods), now + self._ttl)
+        return ladder
+
+
+LADDERS = Ladders()
+
+
+async def period_ladder(subject: Subject, scope: Scope, period: str) -> Ladder | None:
+    """The scope's lines of one period by the default weights, ranked (None: not kept)."""
+
+    async def rank() -> Ladder:
+        return Ladder.of(with_ranks(await scope_lines(subject, scope, period)))
+
+    return await LADDERS.get(("lines", subject.name, scope.text, period), [period], rank)
+
+
+async def rank_all_kept(
+    subject: Subject,
+    scope: Scope,
+    periods: list[str],
+    weights: Weights,
+    limit: int,
+    also: list[int],
+    per_advisor: bool = False,
+) -> tuple[list[Ranked], dict[int, Ranked]]:
+    """``ranking.rank_all`` answered from a kept ladder of everyone it ranks."""
+    values = tuple(weights.of(kind) for kind in KINDS)
+    key = ("all", subject.name, scope.text, tuple(periods), values, per_advisor)
+
+    async def rank() -> Ladder:
+        return Ladder.of(await rank_everyone(subject, scope, periods, weights, per_advisor))
+
+    ladder = await LADDERS.get(key, periods, rank)
+    if ladder is None:
+        return await rank_all(subject, scope, periods, weights, limit, also, per_advisor)
+    return ladder.top(limit), ladder.lines_of(also)
