@@ -6,17 +6,21 @@ staff."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 
 from core.db import fetch
 from core.periods import parse_period
+from incentives.ladders import LADDERS
 from incentives.queries import league_table
 from incentives.ranking import ADVISORS, STORES, rank_all
 from incentives.rules import Weights
+from members import registry
+from members.schemas import AdvisorIn
 from members.scopes import Scope
-from tests.conftest import make_shop
+from tests.conftest import BACKEND, make_shop, unique_phone
 from tests.test_incentives import W47, buy, region
 
 WEEK = "2026-W47"
@@ -119,3 +123,44 @@ async def test_region_table_and_me_as_one_window_does(
             want = [(i, *expected[i]) for i in ordered[:limit]]
             assert as_pairs(table.entries) == want
             assert as_pairs(table.mine) == [(me, *expected[me])]
+
+
+async def test_a_kept_table_follows_every_score_and_registry_change(
+    client: httpx.AsyncClient, products: None
+) -> None:
+    """PostgreSQL keeps a table ranked in memory; each change to the scores it ranks
+    or to who is in its scope is told to the process, which ranks it again."""
+    area = region()
+    shops = [await make_shop(area) for _ in range(3)]
+    for i, yuan in enumerate([120, 300, 120, 90, 300, 10]):
+        await buy(client, shops[i // 2], shops[i // 2].advisors[i % 2], yuan, W47)
+    scope = Scope(f"region:{area}", "region", region=area)
+    period = parse_period(WEEK)
+    default = Weights(100, 10, 0, 0)
+
+    async def settles() -> None:
+        """Until the kept table is the plain window's (a notification takes a moment)."""
+        for _ in range(60):
+            expected = await plain_ranks("advisor", area, default, False)
+            ordered = sorted(expected, key=lambda i: (-expected[i][1], i))
+            me = ordered[-1]
+            table = await league_table(ADVISORS, scope, period, len(ordered), [me])
+            if as_pairs(table.entries) == [(i, *expected[i]) for i in ordered]:
+                assert as_pairs(table.mine) == [(me, *expected[me])]
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the table never showed the change")
+
+    await LADDERS.start(ttl_seconds=60)
+    try:
+        assert LADDERS.enabled == (BACKEND == "postgres")  # SQLite: ranked in SQL each time
+        await settles()
+        await buy(client, shops[2], shops[2].advisors[1], 500, W47)  # last to first
+        await settles()
+        await registry.put_advisor(  # to a store of another region: out of this table
+            shops[0].advisors[1],
+            AdvisorIn(name="顾问1", phone=unique_phone(), store_code=(await make_shop()).code),
+        )
+        await settles()
+    finally:
+        await LADDERS.stop()

@@ -404,3 +404,40 @@ def test_births_turning_a_month_old_clamp_to_month_end() -> None:
     assert births_turning(1, date(2026, 2, 28)) == (date(2026, 1, 28), date(2026, 1, 31))
     assert births_turning(1, date(2026, 3, 30)) is None  # nobody is born on 2-30
     assert births_turning(1, date(2026, 3, 28)) == (date(2026, 2, 28), date(2026, 2, 28))
+
+
+async def test_a_card_shows_the_points_about_to_lapse_and_the_kinds_hq_marks_urgent(
+    client: Client, shop: Shop, advisor: dict[str, str], hq: dict[str, str]
+) -> None:
+    policy = (await client.get("/hq/v1/points-policy", headers=hq)).json()
+    rules = (await client.get("/hq/v1/playbook", headers=hq)).json()["rules"]
+    followup = next(r for r in rules if r["kind"] == "followup_3d")
+
+    async def card() -> dict[str, Any]:
+        body = await today(client, advisor, "2026-11-23")
+        found: dict[str, Any] = next(c for c in body["cards"] if c["member"]["phone"] == phone)
+        return found
+
+    async def set_policy(**change: Any) -> None:
+        r = await client.put("/hq/v1/points-policy", json={**policy, **change}, headers=hq)
+        assert r.status_code == 200, r.text
+
+    try:
+        await set_policy(expiry_months=1, expiry_warning_days=365)  # lots lapse next month
+        phone = await join(client, shop, shop.advisors[0])
+        await buy(client, shop, phone, "2026-11-20T10:00:00+08:00")
+        r = await client.get(f"/pos/v1/members/{phone}", headers=shop.pos)
+        lots = r.json()["points_expiring"]  # the till's: every lot with points left
+        assert lots and (await card())["member"]["points_expiring"] == lots
+        assert [t["urgent"] for t in (await card())["tasks"]] == [False]
+        await set_policy(expiry_months=1, expiry_warning_days=1)
+        urgent = {**followup, "params": {**followup["params"], "urgent": True}}
+        assert (
+            await client.put("/hq/v1/playbook", json={"rules": [urgent]}, headers=hq)
+        ).is_success
+        shown = await card()
+        assert shown["member"]["points_expiring"] == []  # none lapses within a day
+        assert [t["urgent"] for t in shown["tasks"]] == [True]
+    finally:
+        await client.put("/hq/v1/playbook", json={"rules": [followup]}, headers=hq)
+        await client.put("/hq/v1/points-policy", json=policy, headers=hq)
