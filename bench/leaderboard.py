@@ -19,6 +19,12 @@ loaded connections, one worker. The machine is shared: the figures are absolute,
 read them beside ``national stores`` (the cheapest table, an index range) measured
 in the same run.
 
+The server keeps each table ranked in memory until a score or the registry changes
+(``incentives.ladders``), so the timed requests read kept tables; for the record it
+also prints each table's first request (ranked then: what a request pays after a
+change), and, unless ``--no-uncached``, each table read alone from a server that
+keeps nothing (``TIANTIAN_TABLE_CACHE_SECONDS=0``: SQL on every request, as on SQLite).
+
 Before timing it checks the ranks: the national and regional advisor tables, the
 per-advisor store table and the contest standings (each with the caller's own line)
 must equal one plain window-function query over the same totals.
@@ -54,6 +60,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=8, help="connections for the loaded run")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--no-rebuild", action="store_true", help="skip timing the month's rebuild")
+    p.add_argument(
+        "--no-uncached", action="store_true", help="skip the run of a server that keeps nothing"
+    )
     return p.parse_args()
 
 
@@ -196,7 +205,7 @@ async def run(args: argparse.Namespace, day: date) -> bool:
                 1,
             ),
         ]
-        await check_ranks(args.database_url, port, tokens[0], cases, month.name, region)
+        cold = await check_ranks(args.database_url, port, tokens[0], cases, month.name, region)
         results = {}
         for label, path, who, clients in cases:
             p50, p99, rps, errors = await measure(port, path, who, clients, args.seconds)
@@ -205,9 +214,13 @@ async def run(args: argparse.Namespace, day: date) -> bool:
                 f"  {label:<40} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms"
                 f"  {rps:7,.0f} req/s  errors {errors}"
             )
+        for label, ms in cold.items():
+            print(f"  first request (ranked then): {label:<34} {ms:7.1f} ms")
     finally:
         server.terminate()
         server.wait(timeout=30)
+    if not args.no_uncached:
+        await uncached(args, day, cases)
 
     floor = results["stores, national, top 50 + mine"][0]
     all_met = True
@@ -228,6 +241,24 @@ async def run(args: argparse.Namespace, day: date) -> bool:
         f" {'met' if met else 'NOT met'}"
     )
     return all_met
+
+
+async def uncached(
+    args: argparse.Namespace, day: date, cases: list[tuple[str, str, list[str], int]]
+) -> None:
+    """Each table read alone from a server that ranks in SQL on every request."""
+    port, server = await daily.start_server(
+        args.database_url, day, TIANTIAN_TABLE_CACHE_SECONDS="0"
+    )
+    try:
+        print("  for the record, nothing kept (SQL on every request):")
+        for label, path, who, clients in cases:
+            if clients == 1:
+                p50, p99, rps, _ = await measure(port, path, who, 1, args.seconds / 2)
+                print(f"    {label:<38} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {rps:7,.0f} req/s")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 WEIGHTED = "s.new_members * {nm} + s.points * {pt} + s.tasks_done * {td} + s.tasks_converted * {tc}"
@@ -267,8 +298,9 @@ async def plain_window(
 async def check_ranks(
     url: str, port: int, token: str, cases: list[tuple[str, str, list[str], int]], month: str,
     region: str,
-) -> None:  # fmt: skip
-    """Every table's ranks, and the caller's own, equal a plain window query's."""
+) -> dict[str, float]:  # fmt: skip
+    """Every table's ranks, and the caller's own, equal a plain window query's; returns
+    each table's first request in ms (the server ranks it then)."""
     import asyncpg
     import httpx
 
@@ -283,13 +315,16 @@ async def check_ranks(
     default = dict(row)
     contest = {**default, "nm": 10_000, "pt": 5}  # the contest's 100 and 0.05, in hundredths
     checked = 0
+    cold: dict[str, float] = {}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
         for label, path, _, clients in cases:
             if clients > 1:
                 continue
+            started = time.perf_counter()
             r = await client.get(
                 quote(path, safe="/?=&"), headers={"Authorization": f"Bearer {token}"}
             )
+            cold[label] = (time.perf_counter() - started) * 1000
             r.raise_for_status()
             body = r.json()
             where = region if "region" in label else None
@@ -313,6 +348,7 @@ async def check_ranks(
                     )
                 checked += 1
     print(f"  ranks: {checked} lines of {len(cases) - 1} tables equal a plain window query")
+    return cold
 
 
 def time_rebuild(url: str, day: date) -> None:

@@ -62,7 +62,13 @@ async def _advisor_entries(viewer: Viewer, lines: list[Ranked]) -> list[AdvisorE
         card = cards[line.id]
         entries.append(
             AdvisorEntry(
-                **_ranking(line),
+                rank=line.rank,
+                score=score_text(line.score),
+                new_members=line.new_members,
+                points=line.points,
+                tasks_done=line.tasks_done,
+                tasks_converted=line.tasks_converted,
+                rank_change=line.rank_change,
                 advisor_id=line.id,
                 advisor_code=card["code"],
                 advisor_name=shown_name(viewer, card["name"], card["region"], card["store_code"]),

@@ -35,6 +35,7 @@ log = logging.getLogger("tiantian.ladders")
 SCORES_CHANNEL = "tiantian_score_changes"
 REGISTRY_CHANNEL = "tiantian_registry_changes"
 MAX_LADDERS = 64
+MAX_CARDS = 200_000
 
 
 @dataclass(slots=True)
@@ -102,6 +103,8 @@ class Ladders:
         self._building: dict[Hashable, asyncio.Future[Ladder]] = {}
         # Bumped on every drop: a ladder ranked while a change landed is not kept.
         self._generation = 0
+        # Advisors' and stores' cards as the tables show them, until the registry changes.
+        self._cards: dict[str, dict[int, dict[str, Any]]] = {}
         self._conn: Any = None
 
     @property
@@ -129,6 +132,7 @@ class Ladders:
         self._generation += 1
         if periods is None:
             self._kept.clear()
+            self._cards.clear()
             return
         for key, kept in list(self._kept.items()):
             if not kept.periods.isdisjoint(periods):
@@ -139,6 +143,29 @@ class Ladders:
 
     def _on_registry(self, _conn: Any, _pid: int, _channel: str, _payload: str) -> None:
         self.forget(None)
+
+    async def cards(
+        self,
+        kind: str,
+        ids: Iterable[int],
+        read: Callable[[list[int]], Awaitable[dict[int, dict[str, Any]]]],
+    ) -> dict[int, dict[str, Any]]:
+        """The cards (``kind``: advisor or store) of ``ids``, those not kept read by
+        ``read``. For what a table shows only: a write reads the registry itself."""
+        wanted = set(ids)
+        if not self.enabled:
+            return await read(sorted(wanted))
+        kept = self._cards.setdefault(kind, {})
+        missing = sorted(wanted - kept.keys())
+        if not missing:
+            return {i: kept[i] for i in wanted}
+        seen = self._generation
+        found = await read(missing)
+        if seen == self._generation and self.enabled:
+            if len(kept) > MAX_CARDS:
+                kept.clear()
+            kept.update(found)
+        return {**{i: kept[i] for i in wanted if i in kept}, **found}
 
     async def get(
         self, key: Hashable, periods: Iterable[str], rank: Callable[[], Awaitable[Ladder]]

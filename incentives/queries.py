@@ -7,12 +7,13 @@ are found is ``incentives.ranking``'s.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from core.db import fetch
 from core.periods import Period, previous
-from incentives.ladders import Ladder, period_ladder, rank_all_kept
+from incentives.ladders import LADDERS, Ladder, period_ladder, rank_all_kept
 from incentives.ranking import (
     ADVISORS,
     Ranked,
@@ -47,7 +48,8 @@ async def viewer_of(principal: Principal) -> Viewer:
     if principal.role == "region":
         # Names in full inside the region; no line of "mine" (the region is not a store).
         return Viewer(None, frozenset(), frozenset({principal.region or ""}))
-    regions = await members.regions_of(principal.store_ids)
+    stores = await store_cards(principal.store_ids)
+    regions = frozenset(card["region"] for card in stores.values())
     return Viewer(principal.advisor_id, principal.store_ids, regions)
 
 
@@ -63,7 +65,7 @@ async def _in_scope(subject: Subject, scope: Scope, subject_id: int) -> bool:
     if scope.kind == "national":
         return True
     if subject is ADVISORS:
-        card = (await members.advisor_cards([subject_id])).get(subject_id)
+        card = (await advisor_cards([subject_id])).get(subject_id)
         store_id = None if card is None else card["store_id"]
     else:
         store_id = subject_id
@@ -71,7 +73,7 @@ async def _in_scope(subject: Subject, scope: Scope, subject_id: int) -> bool:
         return False
     if scope.kind == "store":
         return bool(store_id == scope.store_id)
-    found = (await members.store_cards([store_id])).get(store_id)
+    found = (await store_cards([store_id])).get(store_id)
     return found is not None and found["region"] == scope.region
 
 
@@ -157,8 +159,13 @@ async def _ranks_now_and_before(
     return own, earlier
 
 
-advisor_cards = members.advisor_cards
-store_cards = members.store_cards
+async def advisor_cards(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """``members.advisor_cards`` as the tables show them: kept while the registry stands."""
+    return await LADDERS.cards("advisor", ids, members.advisor_cards)
+
+
+async def store_cards(ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    return await LADDERS.cards("store", ids, members.store_cards)
 
 
 async def completion_of(advisor_id: int, period: Period) -> tuple[int, int]:

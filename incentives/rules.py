@@ -82,7 +82,10 @@ class Weights:
 
 
 def score_text(hundredths: int) -> str:
-    return str((Decimal(hundredths) / HUNDRED).quantize(Decimal("0.01")))
+    """Hundredths as a decimal with two places ("-0.05"): by integers, as every table
+    line is written."""
+    whole, cents = divmod(abs(hundredths), 100)
+    return f"{'-' if hundredths < 0 else ''}{whole}.{cents:02d}"
 
 
 async def hold_ledger(alone: bool = False) -> None:
