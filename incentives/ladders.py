@@ -34,7 +34,9 @@ from members.scopes import Scope
 log = logging.getLogger("tiantian.ladders")
 SCORES_CHANNEL = "tiantian_score_changes"
 REGISTRY_CHANNEL = "tiantian_registry_changes"
-MAX_LADDERS = 64
+# Lines kept at most, over every ladder (about 150 bytes each): the national advisor
+# table of a month and the month before are 100,000 at 1M members.
+MAX_LINES = 600_000
 MAX_CARDS = 200_000
 
 
@@ -197,9 +199,10 @@ class Ladders:
         finally:
             self._building.pop(key, None)
         future.set_result(ladder)
-        if seen == self._generation and self.enabled:
-            if len(self._kept) >= MAX_LADDERS:
-                self._kept.pop(next(iter(self._kept)))
+        if seen == self._generation and self.enabled and len(ladder.lines) <= MAX_LINES:
+            kept_lines = sum(len(k.ladder.lines) for k in self._kept.values())
+            while kept_lines + len(ladder.lines) > MAX_LINES:  # the least recently used go
+                kept_lines -= len(self._kept.pop(next(iter(self._kept))).ladder.lines)
             self._kept[key] = _Kept(ladder, frozenset(periods), now + self._ttl)
         return ladder
 

@@ -185,7 +185,14 @@ async def my_ranks(advisor_id: int, period: Period) -> tuple[Ranked, dict[str, i
     ranks: dict[str, int] = {}
     line = Ranked(advisor_id, 0, 0, 0, 0, 0, 0)
     for name, scope in scopes.items():
-        found = await ranks_by_count(ADVISORS, scope, period.name, [advisor_id])
+        kept = await period_ladder(ADVISORS, scope, period.name)
+        if kept is not None:
+            found = kept.lines_of([advisor_id])
+            if advisor_id not in found:
+                ranks[name] = kept.rank_of_nothing()
+                continue
+        else:
+            found = await ranks_by_count(ADVISORS, scope, period.name, [advisor_id])
         if advisor_id in found:
             line = found[advisor_id]
             ranks[name] = line.rank

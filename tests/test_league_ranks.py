@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 
 from core.db import fetch
-from core.periods import parse_period
+from core.periods import Period, parse_period
 from incentives.ladders import LADDERS
-from incentives.queries import league_table
+from incentives.queries import league_table, my_ranks
 from incentives.ranking import ADVISORS, STORES, rank_all
 from incentives.rules import Weights
 from members import registry
@@ -162,5 +162,12 @@ async def test_a_kept_table_follows_every_score_and_registry_change(
             AdvisorIn(name="顾问1", phone=unique_phone(), store_code=(await make_shop()).code),
         )
         await settles()
+        mine = [await my_ranks(a.id, period) for a in await league_lines(scope, period)]
     finally:
         await LADDERS.stop()
+    # An advisor's own ranks (store, region, country) read off kept tables, as in SQL.
+    assert [await my_ranks(a.id, period) for a in await league_lines(scope, period)] == mine
+
+
+async def league_lines(scope: Scope, period: Period) -> list[Any]:
+    return (await league_table(ADVISORS, scope, period, 10, [])).entries
