@@ -59,6 +59,7 @@ def server() -> Iterator[str]:
         "DATABASE_URL": DATABASE_URL,
         "TIANTIAN_NOW": TEST_NOW,
         "TIANTIAN_LIST_CACHE_SECONDS": "0",
+        "TIANTIAN_TABLE_CACHE_SECONDS": "0",
         "TIANTIAN_LOGIN_CACHE_SECONDS": "0",
         "TIANTIAN_LOGINS_PER_MINUTE": "100000",
     }
