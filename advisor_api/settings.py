@@ -103,7 +103,7 @@ class Settings:
     pos_key_cache_seconds: float
     principal_cache_seconds: float = 10.0
     today_cache_seconds: float = 30.0
-    table_cache_seconds: float = 30.0
+    table_cache_seconds: float = 300.0
     login_per_minute_per_address: int = 30
     login_failures_per_phone: int = 5
     login_lockout_seconds: int = 900
@@ -137,7 +137,7 @@ class Settings:
             pos_key_cache_seconds=float(os.environ.get("TIANTIAN_POS_KEY_CACHE_SECONDS", "30")),
             principal_cache_seconds=float(os.environ.get("TIANTIAN_LOGIN_CACHE_SECONDS", "10")),
             today_cache_seconds=float(os.environ.get("TIANTIAN_LIST_CACHE_SECONDS", "30")),
-            table_cache_seconds=float(os.environ.get("TIANTIAN_TABLE_CACHE_SECONDS", "30")),
+            table_cache_seconds=float(os.environ.get("TIANTIAN_TABLE_CACHE_SECONDS", "300")),
             login_per_minute_per_address=int(os.environ.get("TIANTIAN_LOGINS_PER_MINUTE", "30")),
             login_failures_per_phone=int(os.environ.get("TIANTIAN_LOGIN_FAILURES", "5")),
             login_lockout_seconds=int(os.environ.get("TIANTIAN_LOGIN_LOCKOUT_SECONDS", "900")),

@@ -10,8 +10,9 @@ league tables), or everyone a full table ranks (a contest's window and weights, 
 per-advisor store table). On PostgreSQL every statement that changes the totals
 notifies the periods it changed (a trigger of this app), and every change to the
 advisors or stores (their scope, their active flag) notifies too (a trigger of the
-members app); this process listens and drops exactly the ladders they touch. A short
-time-to-live bounds a lost notification. Without a notification channel (SQLite),
+members app); this process listens and drops exactly the ladders they touch, and
+drops every ladder if its listening connection is lost. A time-to-live (five minutes
+by default) bounds anything else. Without a notification channel (SQLite),
 or with a time-to-live of 0, nothing is kept and every table is ranked in SQL.
 """
 
@@ -34,7 +35,7 @@ from members.scopes import Scope
 log = logging.getLogger("tiantian.ladders")
 SCORES_CHANNEL = "tiantian_score_changes"
 REGISTRY_CHANNEL = "tiantian_registry_changes"
-# Lines kept at most, over every ladder (about 150 bytes each): the national advisor
+# Lines kept at most, over every ladder (about 100 bytes each): the national advisor
 # table of a month and the month before are 100,000 at 1M members.
 MAX_LINES = 600_000
 MAX_CARDS = 200_000
@@ -42,53 +43,75 @@ MAX_CARDS = 200_000
 
 @dataclass(slots=True)
 class Ladder:
-    """Lines in table order (score down, then id), each with its rank."""
+    """A ranking in table order (score down, then id), column by column
+    (``ranking.LADDER_COLUMNS``): ranked once, read by every caller, a line made only
+    when one is asked for."""
 
-    lines: list[Ranked]
-    by_id: dict[int, Ranked]
+    columns: dict[str, list[Any]]
+    position: dict[int, int]
     above_zero: int  # lines that scored more than nothing
 
     @classmethod
-    def of(cls, lines: list[Ranked]) -> Ladder:
-        """From lines in table order, ranks set."""
-        by_id = {line.id: line for line in lines}
-        above_zero = sum(1 for line in lines if line.score > 0)
-        return cls(lines, by_id, above_zero)
+    def of(cls, columns: dict[str, list[Any]]) -> Ladder:
+        columns = _in_table_order(columns)
+        ids, scores = columns["id"], columns["score"]
+        above_zero = sum(1 for score in scores if score > 0)
+        return cls(columns, dict(zip(ids, range(len(ids)), strict=True)), above_zero)
+
+    def __len__(self) -> int:
+        return len(self.columns["id"])
+
+    def score_at(self, position: int) -> int:
+        return int(self.columns["score"][position])
+
+    def _line(self, i: int) -> Ranked:
+        c = self.columns
+        active = c["active_advisors"][i]
+        return Ranked(
+            int(c["id"][i]),
+            int(c["rank"][i]),
+            int(c["new_members"][i]),
+            int(c["points"][i]),
+            int(c["tasks_done"][i]),
+            int(c["tasks_converted"][i]),
+            int(c["score"][i]),
+            None if active is None else int(active),
+        )
 
     def top(self, limit: int) -> list[Ranked]:
-        # Copies: a table sets each line's rank change for its caller.
-        return [_copy(line) for line in self.lines[:limit]]
+        return [self._line(i) for i in range(min(limit, len(self)))]
 
     def lines_of(self, ids: Iterable[int]) -> dict[int, Ranked]:
-        by_id = self.by_id
-        return {i: _copy(by_id[i]) for i in ids if i in by_id}
+        position = self.position
+        return {i: self._line(position[i]) for i in ids if i in position}
 
     def rank_of_nothing(self) -> int:
         """Where one without a line stands: below everyone who scored."""
         return 1 + self.above_zero
 
 
-def _copy(line: Ranked) -> Ranked:
-    # By hand: dataclasses.replace costs more than the rest of a table's answer.
-    return Ranked(
-        line.id,
-        line.rank,
-        line.new_members,
-        line.points,
-        line.tasks_done,
-        line.tasks_converted,
-        line.score,
-        line.active_advisors,
-        line.rank_change,
+def _in_table_order(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The columns as the database sorted them; sorted here again only if it did not
+    hand them over in that order (an aggregate over a sorted subquery keeps it, but
+    nothing promises that)."""
+    ids, scores = columns["id"], columns["score"]
+    ordered = all(
+        scores[i] > scores[i + 1] or (scores[i] == scores[i + 1] and ids[i] < ids[i + 1])
+        for i in range(len(ids) - 1)
     )
+    if ordered:
+        return columns
+    order = sorted(range(len(ids)), key=lambda i: (-scores[i], ids[i]))
+    return {name: [values[i] for i in order] for name, values in columns.items()}
 
 
-def with_ranks(lines: list[Ranked]) -> list[Ranked]:
-    """Standard competition ranks (1, 2, 2, 4) over lines in table order."""
-    for position, line in enumerate(lines):
-        tied = position and line.score == lines[position - 1].score
-        line.rank = lines[position - 1].rank if tied else position + 1
-    return lines
+def with_ranks(columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """Standard competition ranks (1, 2, 2, 4) over a ladder's columns in table order."""
+    columns = _in_table_order(columns)
+    scores, ranks = columns["score"], columns["rank"]
+    for i in range(len(scores)):
+        ranks[i] = ranks[i - 1] if i and scores[i] == scores[i - 1] else i + 1
+    return columns
 
 
 @dataclass(slots=True)
@@ -199,10 +222,10 @@ class Ladders:
         finally:
             self._building.pop(key, None)
         future.set_result(ladder)
-        if seen == self._generation and self.enabled and len(ladder.lines) <= MAX_LINES:
-            kept_lines = sum(len(k.ladder.lines) for k in self._kept.values())
-            while kept_lines + len(ladder.lines) > MAX_LINES:  # the least recently used go
-                kept_lines -= len(self._kept.pop(next(iter(self._kept))).ladder.lines)
+        if seen == self._generation and self.enabled and len(ladder) <= MAX_LINES:
+            kept_lines = sum(len(k.ladder) for k in self._kept.values())
+            while kept_lines + len(ladder) > MAX_LINES:  # the least recently used go
+                kept_lines -= len(self._kept.pop(next(iter(self._kept))).ladder)
             self._kept[key] = _Kept(ladder, frozenset(periods), now + self._ttl)
         return ladder
 

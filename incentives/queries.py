@@ -136,7 +136,7 @@ async def league_table(
 def _fills(ladder: Ladder, limit: int) -> bool:
     """Whether the lines alone make the top ``limit``: as many lines, all above nothing
     (else the scope's advisors or stores without a line share a place among them)."""
-    return len(ladder.lines) >= limit and (limit == 0 or ladder.lines[limit - 1].score > 0)
+    return len(ladder) >= limit and (limit == 0 or ladder.score_at(limit - 1) > 0)
 
 
 async def _ranks_now_and_before(

@@ -202,24 +202,56 @@ async def rank_all(
 
 async def rank_everyone(
     subject: Subject, scope: Scope, periods: list[str], weights: Weights, per_advisor: bool
-) -> list[Ranked]:
-    """Everyone ``rank_all`` ranks, in table order with their ranks."""
-    rows = await _ranked_universe(subject, scope, periods, weights, per_advisor, "", [])
-    return [ranked_line(row) for row in rows]
-
-
-async def scope_lines(subject: Subject, scope: Scope, period: str) -> list[Ranked]:
-    """Every line of the scope for one period by the default weights, in table order
-    (score down, then id), ranks not yet set."""
-    join, where, args = scope_sql(subject, scope, "s")
-    rows = await fetch(
-        f"SELECT s.{subject.key} AS id, s.new_members, s.points, s.tasks_done,"
-        f" s.tasks_converted, s.score, 0 AS rank FROM {subject.table} s{join}"
-        f" WHERE s.period = {{}}{where} ORDER BY s.score DESC, s.{subject.key}",
-        period,
-        *args,
+) -> dict[str, list[Any]]:
+    """Everyone ``rank_all`` ranks, in table order with their ranks, column by column
+    (``LADDER_COLUMNS``)."""
+    return await _columns(
+        _universe_query(subject, scope, periods, weights, per_advisor), per_advisor
     )
-    return [ranked_line(row) for row in rows]
+
+
+async def scope_lines(subject: Subject, scope: Scope, period: str) -> dict[str, list[Any]]:
+    """Every line of the scope for one period by the default weights, in table order
+    (score down, then id), column by column; ranks 0, for the caller to set."""
+    join, where, args = scope_sql(subject, scope, "s")
+    return await _columns(
+        (
+            f"SELECT s.{subject.key} AS id, 0 AS rank, s.new_members, s.points,"
+            f" s.tasks_done, s.tasks_converted, s.score FROM {subject.table} s{join}"
+            f" WHERE s.period = {{}}{where} ORDER BY s.score DESC, s.{subject.key}",
+            [period, *args],
+        ),
+        False,
+    )
+
+
+LADDER_COLUMNS = (
+    "id",
+    "rank",
+    "new_members",
+    "points",
+    "tasks_done",
+    "tasks_converted",
+    "score",
+    "active_advisors",
+)
+
+
+async def _columns(query: tuple[str, list[Any]], staffed: bool) -> dict[str, list[Any]]:
+    """A ranking's rows as columns. PostgreSQL hands them over as one row of arrays
+    (a ladder of 50,000 lines as 50,000 rows cost ten times as much to read)."""
+    sql, args = query
+    names = LADDER_COLUMNS if staffed else LADDER_COLUMNS[:-1]
+    if is_postgres():
+        arrays = ", ".join(f"array_agg(x.{name}) AS {name}" for name in names)
+        rows = await fetch(f"SELECT {arrays} FROM ({sql}) x", *args)
+        found = {name: list(rows[0][name] or []) for name in names}
+    else:
+        rows = await fetch(sql, *args)
+        found = {name: [row[name] for row in rows] for name in names}
+    if not staffed:
+        found["active_advisors"] = [None] * len(found["id"])
+    return found
 
 
 async def _ranked_universe(
@@ -232,12 +264,24 @@ async def _ranked_universe(
     which_args: list[Any],
 ) -> list[dict[str, Any]]:
     """Everyone in scope ranked with window functions, the rows ``which`` keeps."""
+    sql, args = _universe_query(subject, scope, periods, weights, per_advisor, which)
+    return await fetch(sql, *args, *which_args)
+
+
+def _universe_query(
+    subject: Subject,
+    scope: Scope,
+    periods: list[str],
+    weights: Weights,
+    per_advisor: bool,
+    which: str = "",
+) -> tuple[str, list[Any]]:
     join, where, scope_args = scope_sql(subject, scope, "s")
     period_cond, period_args = in_list(periods, "text")
     universe, universe_args = _universe_sql(subject, scope)
     staff, staff_column, score = _valuation(per_advisor, "u.id")
     counts = ", ".join(f"COALESCE(t.{column}, 0) AS {column}" for column in _COLUMNS)
-    return await fetch(
+    return (
         f"WITH {_totals_sql(subject, join, period_cond, where, len(periods), per_advisor)},"
         f" universe AS ({universe}),"
         f" valued AS (SELECT u.id, {counts}, {score} AS score{staff_column}"
@@ -245,11 +289,7 @@ async def _ranked_universe(
         " ranked AS (SELECT v.*, rank() OVER (ORDER BY v.score DESC) AS rank,"
         " row_number() OVER (ORDER BY v.score DESC, v.id) AS pos FROM valued v)"
         f" SELECT * FROM ranked{which} ORDER BY pos",
-        *period_args,
-        *scope_args,
-        *universe_args,
-        *[weights.of(kind) for kind in KINDS],
-        *which_args,
+        [*period_args, *scope_args, *universe_args, *[weights.of(kind) for kind in KINDS]],
     )
 
 
