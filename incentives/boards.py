@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -121,13 +121,35 @@ async def advisor_table(
     scope = await _scope_seen_by(principal, scope_text)
     mine = [viewer.advisor_id] if viewer.advisor_id is not None else []
     table = await league_table(ADVISORS, scope, period, limit, mine)
-    both = await _advisor_entries(viewer, [*table.entries, *table.mine])
-    entries, me = both[: len(table.entries)], both[len(table.entries) :]
+    if table.kept is None:
+        both = await _advisor_entries(viewer, [*table.entries, *table.mine])
+        entries, me = both[: len(table.entries)], both[len(table.entries) :]
+    else:
+        entries = await _kept_entries(table.kept, viewer, table.entries)
+        me = await _advisor_entries(viewer, table.mine)
     return AdvisorTable(
         **_heading(scope, period),
         entries=entries,
         me=me[0] if me else None,
     )
+
+
+async def _kept_entries(
+    kept: tuple[Any, Any], viewer: Viewer, lines: list[Ranked]
+) -> list[AdvisorEntry]:
+    """A kept table's top entries as the viewer's regions see the names, built once per
+    pair of ladders and kept with this period's (last period's held beside them, so
+    its id is not reused while the entry stands)."""
+    now, last = kept
+    key = ("advisor entries", id(last), len(lines), viewer.regions)
+    hit = now.memo.get(key)
+    if hit is not None:
+        return cast(list[AdvisorEntry], hit[1])
+    entries = await _advisor_entries(viewer, lines)
+    if len(now.memo) >= 64:
+        now.memo.clear()
+    now.memo[key] = (last, entries)
+    return entries
 
 
 async def store_table(

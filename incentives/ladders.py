@@ -22,7 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -50,6 +50,8 @@ class Ladder:
     columns: dict[str, list[Any]]
     position: dict[int, int]
     above_zero: int  # lines that scored more than nothing
+    # What callers build from the ladder alone (a table's top entries), gone with it.
+    memo: dict[Hashable, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, columns: dict[str, list[Any]]) -> Ladder:

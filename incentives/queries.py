@@ -84,6 +84,9 @@ async def _in_scope(subject: Subject, scope: Scope, subject_id: int) -> bool:
 class Table:
     entries: list[Ranked]
     mine: list[Ranked] = field(default_factory=list)
+    # The kept ladders (this period's, last period's) the entries were read off: the
+    # same pair gives the same entries.
+    kept: tuple[Ladder, Ladder] | None = None
 
 
 async def league_table(
@@ -99,6 +102,7 @@ async def league_table(
     mine = [m for m in mine if await _in_scope(subject, scope, m)]
     before = previous(period).name
     now = None if per_advisor else await period_ladder(subject, scope, period.name)
+    kept: tuple[Ladder, Ladder] | None = None
     if per_advisor:
         weights = await load_weights()
         top, own = await rank_all_kept(subject, scope, [period.name], weights, limit, mine, True)
@@ -116,6 +120,7 @@ async def league_table(
             if last is not None
             else await ranks_by_count(subject, scope, before, asked)
         )
+        kept = None if last is None else (now, last)
     else:
         top = await top_lines(subject, scope, period.name, limit)
         if len(top) < limit or (top and top[-1].score == 0):
@@ -130,7 +135,7 @@ async def league_table(
     for line in [*top, *own.values()]:
         then = earlier.get(line.id)
         line.rank_change = None if then is None else then.rank - line.rank
-    return Table(top, [own[m] for m in mine if m in own])
+    return Table(top, [own[m] for m in mine if m in own], kept)
 
 
 def _fills(ladder: Ladder, limit: int) -> bool:

@@ -126,7 +126,7 @@ async def test_region_table_and_me_as_one_window_does(
 
 
 async def test_a_kept_table_follows_every_score_and_registry_change(
-    client: httpx.AsyncClient, products: None
+    client: httpx.AsyncClient, products: None, hq: dict[str, str]
 ) -> None:
     """PostgreSQL keeps a table ranked in memory; each change to the scores it ranks
     or to who is in its scope is told to the process, which ranks it again."""
@@ -145,7 +145,15 @@ async def test_a_kept_table_follows_every_score_and_registry_change(
             ordered = sorted(expected, key=lambda i: (-expected[i][1], i))
             me = ordered[-1]
             table = await league_table(ADVISORS, scope, period, len(ordered), [me])
-            if as_pairs(table.entries) == [(i, *expected[i]) for i in ordered]:
+            shown = await client.get(
+                "/v1/leaderboards/advisors",
+                params={"scope": f"region:{area}", "period": WEEK, "limit": len(ordered)},
+                headers=hq,
+            )
+            ranks = [(e["advisor_id"], e["rank"]) for e in shown.json()["entries"]]
+            if as_pairs(table.entries) == [(i, *expected[i]) for i in ordered] and ranks == [
+                (i, expected[i][0]) for i in ordered
+            ]:
                 assert as_pairs(table.mine) == [(me, *expected[me])]
                 return
             await asyncio.sleep(0.05)
