@@ -56,11 +56,12 @@ class Receipt:
     eligible_fen: int = 0
     formula_stage: int | None = None  # the highest formula stage on the receipt
 
-    @property
-    def key(self) -> tuple[int, str]:
-        """A receipt id is the till's: unique within its store, not across stores
-        (a chunk of imported history holds several)."""
-        return self.store.id, self.receipt_id
+    # A receipt id is the till's: unique within its store, not across stores (a chunk
+    # of imported history holds several).
+    key: tuple[int, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = (self.store.id, self.receipt_id)
 
     @property
     def total_fen(self) -> int:
