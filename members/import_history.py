@@ -20,10 +20,11 @@ from members.figures import mark_repeats
 from members.imports import Run
 from members.policy import PointsRule, load_policy, policy_history
 from members.purchases import History, record_receipts
-from members.receipts import Receipt, named_in, rejected, resolve, split_repeats
+from members.receipts import rejected
 from members.schemas import ReceiptResult
 from members.stores import StoreRef
 from members.tiers import refresh_tiers
+from members.tills import check_groups
 
 
 async def record_history(
@@ -33,28 +34,18 @@ async def record_history(
     transaction: each store's checked as its till's are, then all of them written by
     the till's statements at once (a statement serves every store of the chunk), without
     telling the playbook. Returns each store's answers, in its receipts' order."""
-    named = await named_in(
-        {str(line.get("sku")) for _, raws in groups for raw in raws for line in raw["lines"]},
-        {str(raw["advisor_code"]) for _, raws in groups for raw in raws if raw.get("advisor_code")},
-    )
-    checked = []
-    writing: list[Receipt] = []
-    for store, raws in groups:
-        results: list[ReceiptResult | None] = [None] * len(raws)
-        accepted, repeats, _ = split_repeats(store, raws, results)
-        valid = await resolve(store, accepted, rule, results, named)
-        writing.extend(valid)
-        checked.append((results, valid, repeats))
+    checked = await check_groups(groups, rule)
+    writing = [r for c in checked for r in c.valid]
     answers = await record_receipts(writing, rule, history) if writing else {}
     answered = []
-    for results, valid, repeats in checked:
-        for r in valid:
-            results[r.position] = answers[r.key]
-        for r in repeats:
-            results[r.position] = rejected(
+    for c in checked:
+        for r in c.valid:
+            c.results[r.position] = answers[r.key]
+        for r in c.repeats:
+            c.results[r.position] = rejected(
                 r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
             )
-        answered.append([r for r in results if r is not None])
+        answered.append([r for r in c.results if r is not None])
     return answered
 
 

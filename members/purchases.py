@@ -1,5 +1,7 @@
-"""Receipts from the till: one or a batch of up to 500 for one store, in one
-transaction of a fixed number of set-based statements, whatever the batch size.
+"""Receipts written: a till's batch, a group commit of single receipts from several
+tills, or a chunk of imported history, in one transaction of a fixed number of
+set-based statements, whatever the number of receipts or stores (``members.tills``
+checks and answers them).
 
 Each receipt is answered on its own: ``created``, ``duplicate`` (the same receipt
 again: the first answer is returned) or ``rejected`` with the reason.
@@ -7,25 +9,20 @@ again: the first answer is returned) or ``rejected`` with the reason.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
-from core import clock, metrics
+from core import clock
 from core.db import (
     LostRace,
     fetch,
     in_list,
-    in_write_transaction,
     is_postgres,
     param,
     rows_source,
 )
-from core.errors import Conflict, InvalidInput
 from core.events import bus
 from members.events import (
     BoughtLine,
@@ -39,17 +36,13 @@ from members.points import Earning, book_earnings
 from members.policy import PointsRule, Policy, load_policy
 from members.promotions import extra_points
 from members.receipts import (
-    REUSED_RECEIPT,
     Receipt,
     answer,
     rejected,
-    resolve,
     reused_receipt,
-    split_repeats,
 )
 from members.repeats import repeat_flags
-from members.schemas import PurchaseOut, ReceiptResult
-from members.stores import StoreRef
+from members.schemas import ReceiptResult
 from members.tiers import effective_tier, refresh_tiers
 
 Key = tuple[int, str]  # (store, receipt id): a receipt id is unique within its store
@@ -100,60 +93,6 @@ class _Batch:
         return r.advisor_id if r.advisor_id is not None else owner
 
 
-async def ingest_purchases(
-    store: StoreRef, raws: Sequence[Any], rule: PointsRule
-) -> list[ReceiptResult]:
-    """Record up to a batch of receipts for one store in one transaction."""
-    results: list[ReceiptResult | None] = [None] * len(raws)
-    accepted, repeats, first_by_id = split_repeats(store, raws, results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        answers = await in_write_transaction(lambda: record_receipts(valid, rule))
-        for r in valid:
-            results[r.position] = answers[r.key]
-    for r in repeats:
-        first_answer = results[first_by_id[r.receipt_id].position]
-        assert first_answer is not None
-        results[r.position] = (
-            msgspec.structs.replace(first_answer, status="duplicate")
-            if first_answer.status != "rejected"
-            else first_answer
-        )
-    answered = [r for r in results if r is not None]
-    for status, n in Counter(r.status for r in answered).items():
-        metrics.count(metrics.RECEIPTS, status, n)
-    return answered
-
-
-async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[bool, PurchaseOut]:
-    """One receipt. Returns (created, answer); a replay gives the first answer."""
-    (result,) = await ingest_purchases(store, [raw], rule)
-    if result.status == "rejected":
-        errors = result.errors or []
-        if errors == [REUSED_RECEIPT]:
-            raise Conflict(result.error or "conflict", errors)
-        raise InvalidInput(result.error or "invalid receipt", errors)
-    assert result.purchase_id is not None
-    assert result.points_earned is not None and result.points_balance is not None
-    return result.status == "created", PurchaseOut(
-        purchase_id=result.purchase_id,
-        points_earned=result.points_earned,
-        points_balance=result.points_balance,
-    )
-
-
-async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> ReceiptResult:
-    """One receipt written in the caller's write transaction (an O2O order delivered
-    becomes the store's purchase in the order's own transaction)."""
-    results: list[ReceiptResult | None] = [None]
-    accepted, _, _ = split_repeats(store, [raw], results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        results[0] = (await record_receipts(valid, rule))[valid[0].key]
-    assert results[0] is not None
-    return results[0]
-
-
 # --- the transaction -------------------------------------------------------------
 
 
@@ -191,7 +130,12 @@ async def record_receipts(
     await mark_repeats(late)
     policy = await load_policy()
     await book_earnings([_earning(batch, r) for r in earned], policy)
-    risen = await refresh_tiers(members, clock.today(new[0].store.tz), policy)
+    zones: dict[Any, set[int]] = defaultdict(set)  # a group commit's stores may differ
+    for r in new:
+        zones[r.store.tz].add(batch.member_id(r))
+    risen = []
+    for zone, in_zone in zones.items():
+        risen += await refresh_tiers(sorted(in_zone), clock.today(zone), policy)
     await _announce(batch, joined)
     await bus.publish(risen)
     return answers
