@@ -51,7 +51,6 @@ sys.path.insert(0, str(REPO))
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/tiantian_push_bench"
 DAY = date(2026, 11, 20)
-PROJECT = "tiantian-stand-in"  # FcmSender's project for a stand-in without one
 
 SEED = """
 INSERT INTO store (id, code, name, region, timezone, created_at, updated_at)
@@ -332,11 +331,8 @@ class Phase:
 
     @staticmethod
     def _client_cpu() -> float:
-        me, children = (
-            resource.getrusage(resource.RUSAGE_SELF),
-            resource.getrusage(resource.RUSAGE_CHILDREN),
-        )
-        return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+        used = [resource.getrusage(w) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+        return sum(u.ru_utime + u.ru_stime for u in used)
 
     def cost(self, n: int) -> str:
         return (
