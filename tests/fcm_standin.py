@@ -28,6 +28,7 @@ from typing import Any
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -132,7 +133,7 @@ class StandInFcm:
                 await self._serve_h2(reader, writer)
             else:
                 await self._serve_http1(reader, writer, first)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, h2.exceptions.ProtocolError):
             pass
         finally:
             writer.close()
