@@ -18,7 +18,7 @@ from core import clock
 from core.periods import add_months, month_key
 from incentives import targets
 from incentives.schemas import AdvisorShareIn, TargetIn
-from members import purchases, registration
+from members import registration, tills
 from members.policy import PointsRule
 from members.schemas import MemberRegistration, PurchaseIn
 from members.stores import store_by_code
@@ -74,7 +74,7 @@ async def live_history(
             calls += await _calls(day, rng)
         with clock.living_at(_at(day, time(21, 30))):
             for code, batch in sorted(by_day.get(day, {}).items()):
-                await purchases.ingest_purchases(stores[code], batch, rule)
+                await tills.ingest_purchases(stores[code], batch, rule)
                 sold += len(batch)
         with clock.living_at(_at(day, time(21, 50))):
             for code, batch in sorted(by_day.get(day, {}).items()):

@@ -49,7 +49,8 @@ JsonFormatter.converter = time.gmtime
 def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     """Logs to stderr, as text or JSON lines. APScheduler's every-five-seconds chatter
     is held to warnings (a job that fails or runs late); uvicorn's access log gives
-    way to ours, which knows the route and the role."""
+    way to ours, which knows the route and the role; httpx's line a request (one a
+    push sent, 50,000 of a morning's digests) gives way to the dispatcher's report."""
     formatter = (
         {"()": JsonFormatter}
         if log_format == "json"
@@ -69,6 +70,7 @@ def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
                 "uvicorn.access": {"level": "WARNING"},
                 "uvicorn.error": {"level": "INFO"},
                 "piccolo": {"level": "WARNING"},
+                "httpx": {"level": "WARNING"},
             },
         }
     )

@@ -12,8 +12,8 @@ one or two lines each), written in the contract's columns, receipts by store and
 time as a till export would be. Two fresh databases are made next to
 ``--admin-url`` (never ``tiantian_big``): one takes the import through the command
 line, the other the floor: ``COPY`` of the rows the import writes (member, baby,
-purchase, purchase_line, points_ledger, with the ids and figures precomputed here),
-triggers on, as the import has them. Figures: CSV rows per second for each, and the
+purchase, purchase_line, points_ledger, points_lot, with the ids and figures
+precomputed here), triggers on, as the import has them. Figures: CSV rows per second for each, and the
 ratio (target: the import at least 25% of ``COPY``). Checks: every line created, and
 the imported balances add up to the points the floor computed. ``--keep`` keeps the
 databases and files.
@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -253,9 +254,25 @@ def tiantian(url: str, *args: str) -> tuple[float, str]:
     return took, done.stdout.splitlines()[0] if done.stdout else ""
 
 
+def lots_of(ledger: list[tuple]) -> list[tuple]:
+    """The lots the import books (members.lots): a member's month of earnings, expiring
+    at the end of the month the default policy's 24 months on. Worked out before the
+    clock starts, as the floor's other rows are."""
+    earned: dict[tuple[int, str], int] = defaultdict(int)
+    for member, _, _, points, _, _, day, _ in ledger:
+        earned[(member, f"{day:%Y-%m}")] += points
+    lots = []
+    for (member, month), points in sorted(earned.items()):
+        year, number = int(month[:4]), int(month[5:7]) + 25
+        first_after = date(year + (number - 1) // 12, (number - 1) % 12 + 1, 1)
+        lots.append((member, month, first_after - timedelta(days=1), points, 0, 0))
+    return lots
+
+
 async def copy_floor(url: str, files: Files) -> dict[str, float]:
     """The same rows by COPY: the registry, then members with babies, then purchases
-    with their lines and ledger rows; seconds for each."""
+    with their lines, ledger rows and lots; seconds for each."""
+    lots = lots_of(files.ledger)
     conn = await asyncpg.connect(url)
     took: dict[str, float] = {}
     try:
@@ -332,6 +349,11 @@ async def copy_floor(url: str, files: Files) -> dict[str, float]:
                     "occurred_on",
                     "booked_month",
                 ],
+            )
+            await conn.copy_records_to_table(
+                "points_lot",
+                records=lots,
+                columns=["member", "month", "expires_on", "earned", "used", "expired"],
             )
         took["purchases"] = time.perf_counter() - started
     finally:

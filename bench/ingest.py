@@ -481,9 +481,9 @@ async def _profiled_batch(body: bytes) -> None:
     from advisor_api.wiring import wire_domains
     from core.db import connection_pool, statement_times
     from members.policy import PointsRule
-    from members.purchases import ingest_purchases
     from members.schemas import PurchaseBatchIn
     from members.stores import store_by_code
+    from members.tills import ingest_purchases
 
     wire_domains()
     both = msgspec.json.decode(body)["purchases"]

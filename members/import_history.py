@@ -20,30 +20,33 @@ from members.figures import mark_repeats
 from members.imports import Run
 from members.policy import PointsRule, load_policy, policy_history
 from members.purchases import History, record_receipts
-from members.receipts import rejected, resolve, split_repeats
+from members.receipts import rejected
 from members.schemas import ReceiptResult
 from members.stores import StoreRef
 from members.tiers import refresh_tiers
+from members.tills import check_groups
 
 
 async def record_history(
-    store: StoreRef, raws: Sequence[Any], rule: PointsRule, history: History
-) -> list[ReceiptResult]:
-    """Receipts of the chain's history for one store, inside the caller's transaction
-    (an import writes a chunk of several stores in one): checked as the till's are,
-    then written by the same statements, without telling the playbook."""
-    results: list[ReceiptResult | None] = [None] * len(raws)
-    accepted, repeats, _ = split_repeats(store, raws, results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        answers = await record_receipts(store, valid, rule, history)
-        for r in valid:
-            results[r.position] = answers[r.receipt_id]
-    for r in repeats:
-        results[r.position] = rejected(
-            r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
-        )
-    return [r for r in results if r is not None]
+    groups: Sequence[tuple[StoreRef, Sequence[Any]]], rule: PointsRule, history: History
+) -> list[list[ReceiptResult]]:
+    """Receipts of the chain's history for several stores, inside the caller's
+    transaction: each store's checked as its till's are, then all of them written by
+    the till's statements at once (a statement serves every store of the chunk), without
+    telling the playbook. Returns each store's answers, in its receipts' order."""
+    checked = await check_groups(groups, rule)
+    writing = [r for c in checked for r in c.valid]
+    answers = await record_receipts(writing, rule, history) if writing else {}
+    answered = []
+    for c in checked:
+        for r in c.valid:
+            c.results[r.position] = answers[r.key]
+        for r in c.repeats:
+            c.results[r.position] = rejected(
+                r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
+            )
+        answered.append([r for r in c.results if r is not None])
+    return answered
 
 
 async def finish_history(history: History) -> None:
@@ -153,15 +156,16 @@ async def purchases(run: Run, chunk: list[Record]) -> None:
     if not by_store:
         return
 
+    codes = sorted(by_store)
+
     async def work() -> list[tuple[_Receipt, Any]]:
         run.history.touched.clear()  # a retried transaction starts again
+        groups = [(stores[code], [r.body for r in by_store[code]]) for code in codes]
         answered: list[tuple[_Receipt, Any]] = []
-        for code in sorted(by_store):
-            group = by_store[code]
-            results = await record_history(
-                stores[code], [r.body for r in group], run.rule, run.history
-            )
-            answered.extend(zip(group, results, strict=True))
+        for code, results in zip(
+            codes, await record_history(groups, run.rule, run.history), strict=True
+        ):
+            answered.extend(zip(by_store[code], results, strict=True))
         await finish_history(run.history)
         return answered
 

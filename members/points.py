@@ -24,6 +24,7 @@ from members.tables import Member
 @dataclass(frozen=True, slots=True)
 class Earning:
     member_id: int
+    store_id: int
     points: int  # with a promotion's extra
     bonus: int  # of which the extra
     promotion: int | None  # the promotion behind most of the extra
@@ -32,15 +33,16 @@ class Earning:
     occurred_on: date
 
 
-async def book_earnings(store: StoreRef, earnings: list[Earning], policy: Policy) -> None:
-    """The ledger rows of points earned on a batch's purchases (one statement), and
-    the month's lot of each member."""
+async def book_earnings(earnings: list[Earning], policy: Policy) -> None:
+    """The ledger rows of points earned on a batch's purchases (one statement, of one
+    store or, imported, of several), and the month's lot of each member."""
     if not earnings:
         return
     months = await booking_months([e.occurred_on for e in earnings])
     source, args = rows_source(
         [
             ("member", "bigint"),
+            ("store", "int"),
             ("points", "int"),
             ("bonus", "int"),
             ("promotion", "int"),
@@ -52,6 +54,7 @@ async def book_earnings(store: StoreRef, earnings: list[Earning], policy: Policy
         [
             (
                 e.member_id,
+                e.store_id,
                 e.points,
                 e.bonus,
                 e.promotion,
@@ -66,9 +69,8 @@ async def book_earnings(store: StoreRef, earnings: list[Earning], policy: Policy
     await fetch(
         "INSERT INTO points_ledger (member, store, kind, points, bonus_points, promotion,"
         " purchase, redemption, occurred_at, occurred_on, booked_month, created_at)"
-        f" SELECT member, {param('int')}, 'earn', points, bonus, promotion, purchase, NULL,"
+        " SELECT member, store, 'earn', points, bonus, promotion, purchase, NULL,"
         f" occurred_at, occurred_on, booked_month, {param('timestamptz')} FROM ({source}) AS src",
-        store.id,
         clock.now(),
         *args,
     )

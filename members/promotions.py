@@ -13,14 +13,13 @@ from typing import Any
 
 from audit import trail
 from core import clock
-from core.db import fetch, in_write_transaction
+from core.db import fetch, in_list, in_write_transaction
 from core.errors import Conflict, FieldError, InvalidInput
 from core.money import request_hash
 from members.policy import PointsRule
 from members.queries import unknown_store_codes
 from members.receipts import Receipt
 from members.schemas import PromotionIn, PromotionOut
-from members.stores import StoreRef
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,18 +181,19 @@ async def list_promotions(on_or_after: date) -> list[PromotionOut]:
     ]
 
 
-async def _store_region(store_id: int) -> str:
-    rows = await fetch("SELECT region FROM store WHERE id = {}", store_id)
-    return str(rows[0]["region"]) if rows else ""
+async def _store_regions(store_ids: set[int]) -> dict[int, str]:
+    cond, args = in_list(sorted(store_ids), "int")
+    rows = await fetch(f"SELECT id, region FROM store WHERE id {cond}", *args)
+    return {int(r["id"]): str(r["region"]) for r in rows}
 
 
 async def extra_points(
-    store: StoreRef, receipts: Sequence[Receipt], tiers: dict[str, str | None], rule: PointsRule
-) -> dict[str, list[tuple[int, int | None]]]:
-    """Per receipt id, each line's extra points and the promotion that gave them
+    receipts: Sequence[Receipt], tiers: dict[str, str | None], rule: PointsRule
+) -> dict[tuple[int, str], list[tuple[int, int | None]]]:
+    """Per receipt, each line's extra points and the promotion that gave them
     (``tiers``: each phone's tier when it bought)."""
-    found: dict[str, list[tuple[int, int | None]]] = {
-        r.receipt_id: [(0, None)] * len(r.lines) for r in receipts
+    found: dict[tuple[int, str], list[tuple[int, int | None]]] = {
+        r.key: [(0, None)] * len(r.lines) for r in receipts
     }
     if not receipts:
         return found
@@ -202,7 +202,9 @@ async def extra_points(
     )
     if not promotions:
         return found
-    region = await _store_region(store.id) if any(p.region for p in promotions) else ""
+    regions: dict[int, str] = {}
+    if any(p.region for p in promotions):
+        regions = await _store_regions({r.store.id for r in receipts})
     for r in receipts:
         for i, ((sku, _, fen), product) in enumerate(zip(r.lines, r.products, strict=True)):
             if not product.points_eligible:
@@ -212,9 +214,9 @@ async def extra_points(
                 r.purchased_on,
                 sku,
                 product.category,
-                (store.code, region),
+                (r.store.code, regions.get(r.store.id, "")),
                 tiers.get(r.phone),
             )
             if chosen is not None:
-                found[r.receipt_id][i] = (rule.points_for(fen) * (chosen.multiplier - 1), chosen.id)
+                found[r.key][i] = (rule.points_for(fen) * (chosen.multiplier - 1), chosen.id)
     return found

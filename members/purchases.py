@@ -1,5 +1,7 @@
-"""Receipts from the till: one or a batch of up to 500 for one store, in one
-transaction of a fixed number of set-based statements, whatever the batch size.
+"""Receipts written: a till's batch, a group commit of single receipts from several
+tills, or a chunk of imported history, in one transaction of a fixed number of
+set-based statements, whatever the number of receipts or stores (``members.tills``
+checks and answers them).
 
 Each receipt is answered on its own: ``created``, ``duplicate`` (the same receipt
 again: the first answer is returned) or ``rejected`` with the reason.
@@ -7,25 +9,20 @@ again: the first answer is returned) or ``rejected`` with the reason.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
-from core import clock, metrics
+from core import clock
 from core.db import (
     LostRace,
     fetch,
     in_list,
-    in_write_transaction,
     is_postgres,
     param,
     rows_source,
 )
-from core.errors import Conflict, InvalidInput
 from core.events import bus
 from members.events import (
     BoughtLine,
@@ -39,18 +36,16 @@ from members.points import Earning, book_earnings
 from members.policy import PointsRule, Policy, load_policy
 from members.promotions import extra_points
 from members.receipts import (
-    REUSED_RECEIPT,
     Receipt,
     answer,
     rejected,
-    resolve,
     reused_receipt,
-    split_repeats,
 )
 from members.repeats import repeat_flags
-from members.schemas import PurchaseOut, ReceiptResult
-from members.stores import StoreRef
+from members.schemas import ReceiptResult
 from members.tiers import effective_tier, refresh_tiers
+
+Key = tuple[int, str]  # (store, receipt id): a receipt id is unique within its store
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +71,17 @@ class History:
 class _Batch:
     """The receipts being written and what the steps learn about them."""
 
-    store: StoreRef
     receipts: list[Receipt]
-    points: dict[str, int]
+    points: dict[Key, int]
     members: dict[str, dict[str, Any]] = field(default_factory=dict)
     first_receipt: dict[str, Receipt] = field(default_factory=dict)
-    purchase_ids: dict[str, int] = field(default_factory=dict)
+    purchase_ids: dict[Key, int] = field(default_factory=dict)
     # Per receipt, each line's promotion extra and the promotion that gave it.
-    bonus: dict[str, list[tuple[int, int | None]]] = field(default_factory=dict)
+    bonus: dict[Key, list[tuple[int, int | None]]] = field(default_factory=dict)
 
     def promotion_extra(self, r: Receipt) -> tuple[int, int | None]:
         """The receipt's promotion extra, and the promotion behind most of it."""
-        lines = self.bonus.get(r.receipt_id, [])
+        lines = self.bonus.get(r.key, [])
         top = max(lines, key=lambda line: line[0], default=(0, None))
         return sum(points for points, _ in lines), top[1] if top[0] else None
 
@@ -99,166 +93,122 @@ class _Batch:
         return r.advisor_id if r.advisor_id is not None else owner
 
 
-async def ingest_purchases(
-    store: StoreRef, raws: Sequence[Any], rule: PointsRule
-) -> list[ReceiptResult]:
-    """Record up to a batch of receipts for one store in one transaction."""
-    results: list[ReceiptResult | None] = [None] * len(raws)
-    accepted, repeats, first_by_id = split_repeats(store, raws, results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        answers = await in_write_transaction(lambda: record_receipts(store, valid, rule))
-        for r in valid:
-            results[r.position] = answers[r.receipt_id]
-    for r in repeats:
-        first_answer = results[first_by_id[r.receipt_id].position]
-        assert first_answer is not None
-        results[r.position] = (
-            msgspec.structs.replace(first_answer, status="duplicate")
-            if first_answer.status != "rejected"
-            else first_answer
-        )
-    answered = [r for r in results if r is not None]
-    for status, n in Counter(r.status for r in answered).items():
-        metrics.count(metrics.RECEIPTS, status, n)
-    return answered
-
-
-async def record_purchase(store: StoreRef, raw: Any, rule: PointsRule) -> tuple[bool, PurchaseOut]:
-    """One receipt. Returns (created, answer); a replay gives the first answer."""
-    (result,) = await ingest_purchases(store, [raw], rule)
-    if result.status == "rejected":
-        errors = result.errors or []
-        if errors == [REUSED_RECEIPT]:
-            raise Conflict(result.error or "conflict", errors)
-        raise InvalidInput(result.error or "invalid receipt", errors)
-    assert result.purchase_id is not None
-    assert result.points_earned is not None and result.points_balance is not None
-    return result.status == "created", PurchaseOut(
-        purchase_id=result.purchase_id,
-        points_earned=result.points_earned,
-        points_balance=result.points_balance,
-    )
-
-
-async def record_in_transaction(store: StoreRef, raw: Any, rule: PointsRule) -> ReceiptResult:
-    """One receipt written in the caller's write transaction (an O2O order delivered
-    becomes the store's purchase in the order's own transaction)."""
-    results: list[ReceiptResult | None] = [None]
-    accepted, _, _ = split_repeats(store, [raw], results)
-    valid = await resolve(store, accepted, rule, results)
-    if valid:
-        results[0] = (await record_receipts(store, valid, rule))[valid[0].receipt_id]
-    assert results[0] is not None
-    return results[0]
-
-
 # --- the transaction -------------------------------------------------------------
 
 
 async def record_receipts(
-    store: StoreRef, receipts: list[Receipt], rule: PointsRule, history: History | None = None
-) -> dict[str, ReceiptResult]:
+    receipts: list[Receipt], rule: PointsRule, history: History | None = None
+) -> dict[Key, ReceiptResult]:
     """1. replays answered; 2. new members joined; 3. balances and the member's latest
-    purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told."""
+    purchase; 4. receipt ids claimed; 5. lines and the points ledger; 6. told. The till
+    sends one store's receipts; imported history, a chunk's stores at once: each row
+    carries its store, so the statements are as many for a hundred stores as for one."""
     if is_postgres() and (history is None or not history.touched):
         # Batch statements work on hundreds of rows at a time, so planning each afresh
         # costs little, while a generic plan cached when a table was small (a new
         # deployment) can stay a sequential scan for good.
         await fetch("SET LOCAL plan_cache_mode = force_custom_plan")
-    answers, new = await _replays(store, receipts)
+    answers, new = await _replays(receipts)
     if not new:
         return answers
-    batch = _Batch(store, new, {r.receipt_id: rule.points_for(r.eligible_fen) for r in new})
+    batch = _Batch(new, {r.key: rule.points_for(r.eligible_fen) for r in new})
     joined = await _join_new_members(batch)
     await _promotions(batch, rule)
     repeats, late = repeat_flags(batch.receipts, batch.members.values(), batch.member_id)
     balance_after = _balances_after(batch, await _update_members(batch))
     for row in await _claim_receipts(batch, balance_after, repeats):
-        answers[row["receipt_id"]] = answer(row, "created")
+        answers[(row["store"], row["receipt_id"])] = answer(row, "created")
     await _write_lines(batch)
     members = sorted({batch.member_id(r) for r in new})
-    if history is None:
-        await mark_repeats(late)
-    else:
+    earned = [r for r in new if batch.points[r.key]]
+    if history is not None:
         history.touched.update(members)
+        await _book_history(batch, earned, history)
+        if history.score:
+            await _announce(batch, joined, imported=True)
+        return answers
+    await mark_repeats(late)
     policy = await load_policy()
-    earned = [r for r in new if batch.points[r.receipt_id]]
-    if history is None:
-        await book_earnings(store, [_earning(batch, r) for r in earned], policy)
-    else:
-        by_policy: dict[int, list[Receipt]] = defaultdict(list)
-        for r in earned:
-            by_policy[id(history.policy_at(r.purchased_at))].append(r)
-        for group in by_policy.values():
-            await book_earnings(
-                store,
-                [_earning(batch, r) for r in group],
-                history.policy_at(group[0].purchased_at),
-            )
-    if history is None:
-        risen = await refresh_tiers(members, clock.today(store.tz), policy)
-        await _announce(batch, joined)
-        await bus.publish(risen)
-    elif history.score:
-        await _announce(batch, joined, imported=True)
+    await book_earnings([_earning(batch, r) for r in earned], policy)
+    zones: dict[Any, set[int]] = defaultdict(set)  # a group commit's stores may differ
+    for r in new:
+        zones[r.store.tz].add(batch.member_id(r))
+    risen = []
+    for zone, in_zone in zones.items():
+        risen += await refresh_tiers(sorted(in_zone), clock.today(zone), policy)
+    await _announce(batch, joined)
+    await bus.publish(risen)
     return answers
+
+
+async def _book_history(batch: _Batch, earned: list[Receipt], history: History) -> None:
+    """Imported earnings at the policy in force on their day, a statement a policy."""
+    by_policy: dict[int, list[Receipt]] = defaultdict(list)
+    for r in earned:
+        by_policy[id(history.policy_at(r.purchased_at))].append(r)
+    for group in by_policy.values():
+        await book_earnings(
+            [_earning(batch, r) for r in group], history.policy_at(group[0].purchased_at)
+        )
 
 
 async def _promotions(batch: _Batch, rule: PointsRule) -> None:
     """Each line's promotion extra, by the member's tier before this batch."""
-    today = clock.today(batch.store.tz)
     tiers = {
-        phone: effective_tier(m["tier"], m["tier_year"], today)
+        phone: effective_tier(
+            m["tier"], m["tier_year"], clock.today(batch.first_receipt[phone].store.tz)
+        )
         for phone, m in batch.members.items()
     }
-    batch.bonus = await extra_points(batch.store, batch.receipts, tiers, rule)
+    batch.bonus = await extra_points(batch.receipts, tiers, rule)
     for r in batch.receipts:
-        batch.points[r.receipt_id] += batch.promotion_extra(r)[0]
+        batch.points[r.key] += batch.promotion_extra(r)[0]
 
 
 def _earning(batch: _Batch, r: Receipt) -> Earning:
     bonus, promotion = batch.promotion_extra(r)
     return Earning(
         member_id=batch.member_id(r),
-        points=batch.points[r.receipt_id],
+        store_id=r.store.id,
+        points=batch.points[r.key],
         bonus=bonus,
         promotion=promotion,
-        purchase_id=batch.purchase_ids[r.receipt_id],
+        purchase_id=batch.purchase_ids[r.key],
         occurred_at=r.purchased_at,
         occurred_on=r.purchased_on,
     )
 
 
-async def _replays(
-    store: StoreRef, receipts: list[Receipt]
-) -> tuple[dict[str, ReceiptResult], list[Receipt]]:
-    """Receipts this store already sent get the first answer, or a conflict."""
-    answers: dict[str, ReceiptResult] = {}
-    cond, args = in_list([r.receipt_id for r in receipts], "text")
+async def _replays(receipts: list[Receipt]) -> tuple[dict[Key, ReceiptResult], list[Receipt]]:
+    """Receipts their store already sent get the first answer, or a conflict."""
+    answers: dict[Key, ReceiptResult] = {}
+    stores, store_args = in_list(sorted({r.store.id for r in receipts}), "int")
+    ids, id_args = in_list(sorted({r.receipt_id for r in receipts}), "text")
+    # Several stores: the (store, receipt id) pairs are picked out of both lists here.
     existing = {
-        row["receipt_id"]: row
+        (row["store"], row["receipt_id"]): row
         for row in await fetch(
-            "SELECT id, receipt_id, request_hash, points_earned, points_balance_after"
-            f" FROM purchase WHERE store = {{}} AND receipt_id {cond}",
-            store.id,
-            *args,
+            "SELECT id, store, receipt_id, request_hash, points_earned, points_balance_after"
+            f" FROM purchase WHERE store {stores} AND receipt_id {ids}",
+            *store_args,
+            *id_args,
         )
     }
     new: list[Receipt] = []
     for r in receipts:
-        row = existing.get(r.receipt_id)
+        row = existing.get(r.key)
         if row is None:
             new.append(r)
         elif row["request_hash"] == r.hash:
-            answers[r.receipt_id] = answer(row, "duplicate")
+            answers[r.key] = answer(row, "duplicate")
         else:
-            answers[r.receipt_id] = rejected(r.receipt_id, reused_receipt(r.receipt_id))
+            answers[r.key] = rejected(r.receipt_id, reused_receipt(r.receipt_id))
     return answers, new
 
 
 async def _join_new_members(batch: _Batch) -> list[dict[str, Any]]:
-    """An unknown phone joins at this store, recruited by the receipt's advisor. Every
+    """An unknown phone joins at the store of its first receipt, recruited by that
+    receipt's advisor. Every
     phone is offered for insert first, in phone order, and only then are all of them
     locked, in id order: two batches sharing members wait for each other in one order
     and cannot deadlock. Returns the members who joined."""
@@ -267,22 +217,22 @@ async def _join_new_members(batch: _Batch) -> list[dict[str, Any]]:
     source, args = rows_source(
         [
             ("phone", "text"),
+            ("store", "int"),
             ("advisor", "int"),
             ("joined_at", "timestamptz"),
             ("joined_on", "date"),
         ],
         [
-            (p, r.advisor_id, r.purchased_at, r.purchased_on)
+            (p, r.store.id, r.advisor_id, r.purchased_at, r.purchased_on)
             for p, r in sorted(batch.first_receipt.items())
         ],
     )
     joined = await fetch(
         "INSERT INTO member (phone, name, home_store, owning_advisor, recruited_by,"
         " joined_at, joined_on, do_not_contact, points_balance, created_at)"
-        f" SELECT phone, '', {param('int')}, advisor, advisor, joined_at, joined_on, false, 0,"
+        " SELECT phone, '', store, advisor, advisor, joined_at, joined_on, false, 0,"
         f" {param('timestamptz')} FROM ({source}) AS src WHERE true ORDER BY phone"
         " ON CONFLICT (phone) DO NOTHING RETURNING id, phone",
-        batch.store.id,
         clock.now(),
         *args,
     )
@@ -313,7 +263,7 @@ async def _update_members(batch: _Batch) -> dict[int, int]:
     latest_formula: dict[int, Receipt] = {}
     for r in batch.receipts:
         mid = batch.member_id(r)
-        delta[mid] += batch.points[r.receipt_id]
+        delta[mid] += batch.points[r.key]
         if mid not in latest or latest[mid].purchased_at < r.purchased_at:
             latest[mid] = r
         if r.formula_stage is not None and (
@@ -361,25 +311,26 @@ async def _update_members(batch: _Batch) -> dict[int, int]:
     return {row["id"]: row["points_balance"] for row in rows}
 
 
-def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[str, int]:
+def _balances_after(batch: _Batch, balances: dict[int, int]) -> dict[Key, int]:
     """Walk each member's receipts backwards from the final balance to get the balance
     right after each one: the answer a replay of that receipt gets."""
-    balance_after: dict[str, int] = {}
+    balance_after: dict[Key, int] = {}
     running = dict(balances)
     for r in sorted(batch.receipts, key=lambda r: (r.purchased_at, r.position), reverse=True):
         mid = batch.member_id(r)
-        balance_after[r.receipt_id] = running[mid]
-        running[mid] -= batch.points[r.receipt_id]
+        balance_after[r.key] = running[mid]
+        running[mid] -= batch.points[r.key]
     return balance_after
 
 
 async def _claim_receipts(
-    batch: _Batch, balance_after: dict[str, int], repeats: dict[str, bool]
+    batch: _Batch, balance_after: dict[Key, int], repeats: dict[Key, bool]
 ) -> list[dict[str, Any]]:
     """Claim the receipt ids. A concurrent writer that claimed one first means this
     whole event is replayed, and the replay check then answers it as a duplicate."""
     source, args = rows_source(
         [
+            ("store", "int"),
             ("receipt_id", "text"),
             ("member", "bigint"),
             ("advisor", "int"),
@@ -395,6 +346,7 @@ async def _claim_receipts(
         ],
         [
             (
+                r.store.id,
                 r.receipt_id,
                 batch.member_id(r),
                 batch.credited(r),
@@ -402,31 +354,30 @@ async def _claim_receipts(
                 r.purchased_on,
                 r.total_fen,
                 r.eligible_fen,
-                batch.points[r.receipt_id],
+                batch.points[r.key],
                 batch.promotion_extra(r)[0],
-                balance_after[r.receipt_id],
+                balance_after[r.key],
                 r.hash,
-                repeats.get(r.receipt_id, False),
+                repeats.get(r.key, False),
             )
-            for r in sorted(batch.receipts, key=lambda r: r.receipt_id)
+            for r in sorted(batch.receipts, key=lambda r: r.key)
         ],
     )
     claimed = await fetch(
         "INSERT INTO purchase (store, receipt_id, member, advisor, purchased_at, purchased_on,"
         " total_fen, eligible_fen, points_earned, bonus_points, points_balance_after,"
         " request_hash, repeat, created_at)"
-        f" SELECT {param('int')}, receipt_id, member, advisor, purchased_at, purchased_on,"
+        " SELECT store, receipt_id, member, advisor, purchased_at, purchased_on,"
         " total_fen, eligible_fen, points_earned, bonus_points, balance_after, request_hash,"
         f" repeat, {param('timestamptz')} FROM ({source}) AS src"
         " WHERE true ON CONFLICT (store, receipt_id) DO NOTHING"
-        " RETURNING id, receipt_id, points_earned, points_balance_after",
-        batch.store.id,
+        " RETURNING id, store, receipt_id, points_earned, points_balance_after",
         clock.now(),
         *args,
     )
     if len(claimed) != len(batch.receipts):
         raise LostRace()
-    batch.purchase_ids = {row["receipt_id"]: row["id"] for row in claimed}
+    batch.purchase_ids = {(row["store"], row["receipt_id"]): row["id"] for row in claimed}
     return claimed
 
 
@@ -442,10 +393,10 @@ async def _write_lines(batch: _Batch) -> None:
             ("promotion", "int"),
         ],
         [
-            (batch.purchase_ids[r.receipt_id], i + 1, product.id, qty, fen, *bonus)
+            (batch.purchase_ids[r.key], i + 1, product.id, qty, fen, *bonus)
             for r in batch.receipts
             for i, ((_, qty, fen), product, bonus) in enumerate(
-                zip(r.lines, r.products, batch.bonus[r.receipt_id], strict=True)
+                zip(r.lines, r.products, batch.bonus[r.key], strict=True)
             )
         ],
     )
@@ -466,7 +417,7 @@ async def _announce(batch: _Batch, joined: list[dict[str, Any]], imported: bool 
         [
             joined_event(
                 row["id"],
-                batch.store.id,
+                batch.first_receipt[row["phone"]].store.id,
                 batch.first_receipt[row["phone"]].purchased_on,
                 False,
                 batch.first_receipt[row["phone"]].advisor_id,
@@ -477,14 +428,14 @@ async def _announce(batch: _Batch, joined: list[dict[str, Any]], imported: bool 
     await bus.publish(
         [
             bought_event(
-                purchase_id=batch.purchase_ids[r.receipt_id],
+                purchase_id=batch.purchase_ids[r.key],
                 member_id=batch.member_id(r),
-                store_id=batch.store.id,
+                store_id=r.store.id,
                 advisor_id=batch.credited(r),
                 purchased_at=r.purchased_at,
                 purchased_on=r.purchased_on,
                 total_fen=r.total_fen,
-                points_earned=batch.points[r.receipt_id],
+                points_earned=batch.points[r.key],
                 lines=tuple(
                     BoughtLine(p.id, qty, p.category, p.days_of_supply, p.stage)
                     for (_, qty, _), p in zip(r.lines, r.products, strict=True)

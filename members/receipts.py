@@ -18,7 +18,13 @@ from core.money import fen_of, request_hash
 from members.phones import phone_or_error
 from members.policy import PointsRule
 from members.schemas import PurchaseIn, ReceiptResult
-from members.stores import StoreRef, event_instant, store_advisors
+from members.stores import (
+    StoreRef,
+    advisors_at,
+    advisors_by_code,
+    event_instant,
+    store_advisors,
+)
 
 # A receipt's points, and so a balance, stay far inside a 32-bit integer.
 MAX_RECEIPT_POINTS = 10_000_000
@@ -44,10 +50,18 @@ class Receipt:
     purchased_on: date
     lines: list[tuple[str, int, int]]  # sku, quantity, amount in fen
     hash: str
+    store: StoreRef
     advisor_id: int | None = None
     products: list[ProductInfo] = field(default_factory=list)
     eligible_fen: int = 0
     formula_stage: int | None = None  # the highest formula stage on the receipt
+
+    # A receipt id is the till's: unique within its store, not across stores (a chunk
+    # of imported history holds several).
+    key: tuple[int, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key = (self.store.id, self.receipt_id)
 
     @property
     def total_fen(self) -> int:
@@ -78,6 +92,7 @@ def _prepare(store: StoreRef, raw: Any, position: int) -> Receipt:
         hash=request_hash(
             data.receipt_id, phone, data.advisor_code, purchased_at.isoformat(), lines
         ),
+        store=store,
     )
 
 
@@ -156,13 +171,34 @@ def split_repeats(
     return accepted, repeats, first_by_id
 
 
+@dataclass(frozen=True, slots=True)
+class Named:
+    """The products and advisors receipts name, read once for all of a chunk's stores
+    (an import) instead of once a store."""
+
+    products: dict[str, ProductInfo]
+    advisors: dict[str, dict[str, Any]]
+
+
+async def named_in(skus: set[str], advisor_codes: set[str]) -> Named:
+    return Named(await products_by_sku(skus), await advisors_by_code(advisor_codes))
+
+
 async def resolve(
-    store: StoreRef, accepted: list[Receipt], rule: PointsRule, results: list[Any]
+    store: StoreRef,
+    accepted: list[Receipt],
+    rule: PointsRule,
+    results: list[Any],
+    named: Named | None = None,
 ) -> list[Receipt]:
     """Receipts whose SKUs and advisor are known, with their products, eligible spend
     and highest formula stage; the rest are rejected in ``results``."""
-    products = await products_by_sku({sku for r in accepted for sku, _, _ in r.lines})
-    advisors = await store_advisors(store, {r.advisor_code for r in accepted if r.advisor_code})
+    codes = {r.advisor_code for r in accepted if r.advisor_code}
+    if named is None:
+        products = await products_by_sku({sku for r in accepted for sku, _, _ in r.lines})
+        advisors = await store_advisors(store, codes)
+    else:
+        products, advisors = named.products, advisors_at(store, codes, named.advisors)
     valid: list[Receipt] = []
     for r in accepted:
         unknown = [i for i, (sku, _, _) in enumerate(r.lines) if sku not in products]

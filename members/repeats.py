@@ -19,7 +19,7 @@ def repeat_flags(
     receipts: Iterable[Receipt],
     members: Iterable[dict[str, Any]],
     member_of: Callable[[Receipt], int],
-) -> tuple[dict[str, bool], list[int]]:
+) -> tuple[dict[tuple[int, str], bool], list[int]]:
     """RN3's flag of each receipt newer than its member's latest purchase, worked out
     here from that purchase's day (kept on the member) and the batch itself, so the
     receipts go in flagged; and the members with a receipt sent late, whose
@@ -27,7 +27,7 @@ def repeat_flags(
     by_member: dict[int, list[Receipt]] = defaultdict(list)
     for r in receipts:
         by_member[member_of(r)].append(r)
-    flags: dict[str, bool] = {}
+    flags: dict[tuple[int, str], bool] = {}
     late: list[int] = []
     for member in members:
         mid = int(member["id"])
@@ -41,7 +41,7 @@ def repeat_flags(
             continue
         before = None if last_on is None else clock.as_date(last_on)
         for r in mine:
-            flags[r.receipt_id] = (
+            flags[r.key] = (
                 before is not None and (r.purchased_on - before).days <= REPEAT_WINDOW_DAYS
             )
             before = r.purchased_on

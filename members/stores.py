@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from core import clock
@@ -36,24 +37,37 @@ async def store_by_code(code: str) -> StoreRef:
     return StoreRef(id=row["id"], code=row["code"], timezone=row["timezone"])
 
 
-async def store_advisors(store: StoreRef, codes: set[str]) -> dict[str, int | str]:
-    """Advisor id by code for codes that are active at this store; for others, why not."""
+async def advisors_by_code(codes: set[str]) -> dict[str, dict[str, Any]]:
+    """The advisors these codes name, wherever they work."""
     if not codes:
         return {}
     rows = await Advisor.select(Advisor.id, Advisor.code, Advisor.store, Advisor.active).where(
         Advisor.code.is_in(sorted(codes))
     )
+    return {row["code"]: row for row in rows}
+
+
+def advisors_at(
+    store: StoreRef, codes: set[str], known: dict[str, dict[str, Any]]
+) -> dict[str, int | str]:
+    """Advisor id by code for codes that are active at this store; for others, why not."""
     found: dict[str, int | str] = {}
-    for row in rows:
-        if row["store"] != store.id:
-            found[row["code"]] = f"advisor {row['code']} does not work at store {store.code}"
+    for code in codes:
+        row = known.get(code)
+        if row is None:
+            found[code] = f"no advisor {code}"
+        elif row["store"] != store.id:
+            found[code] = f"advisor {code} does not work at store {store.code}"
         elif not row["active"]:
-            found[row["code"]] = f"advisor {row['code']} is no longer active"
+            found[code] = f"advisor {code} is no longer active"
         else:
-            found[row["code"]] = row["id"]
-    for code in codes - found.keys():
-        found[code] = f"no advisor {code}"
+            found[code] = row["id"]
     return found
+
+
+async def store_advisors(store: StoreRef, codes: set[str]) -> dict[str, int | str]:
+    """Advisor id by code for codes that are active at this store; for others, why not."""
+    return advisors_at(store, codes, await advisors_by_code(codes))
 
 
 async def advisor_at(store: StoreRef, code: str | None, field: str = "advisor_code") -> int | None:

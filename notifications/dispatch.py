@@ -75,7 +75,7 @@ def _count(before: dict[str, int], after: dict[str, int]) -> None:
 class Dispatcher:
     sender: PushSender
     per_hour: int = 6
-    # Longer than the slowest batch: 500 rows, 32 in flight, each up to the timeout.
+    # Longer than the slowest batch: 500 rows, 100 in flight, each up to the timeout.
     lease: timedelta = timedelta(minutes=10)
     claim_size: int = CLAIM
     rng: random.Random = field(default_factory=random.Random)

@@ -15,9 +15,9 @@ from core.events import bus
 from core.money import yuan_text
 from members.o2o import advisor_code, credit_delivery
 from members.policy import PointsRule
-from members.purchases import record_in_transaction
 from members.receipts import REUSED_RECEIPT
 from members.stores import StoreRef, event_instant
+from members.tills import record_in_transaction
 from orders.events import OrderAccepted, OrderDelivered
 from orders.schemas import DeliveredIn, StoreActionOut
 from orders.services import Limits, lock_order, move_on, record_event

@@ -299,6 +299,80 @@ async def test_purchase_history_equals_its_replay_through_the_till(
             assert facts[0]["n"] > 0
 
 
+async def test_a_chunk_of_several_stores_writes_each_receipt_at_its_own_store(
+    client: Client, hq: dict[str, str], products: None
+) -> None:
+    """One chunk, two stores written by one set of statements: a receipt id is the
+    till's, so the same id at two stores is two receipts; a member who first bought at
+    the store later in the file joins there; RN3 counts across stores, as at the till."""
+    first, second = sorted([await make_shop(), await make_shop()], key=lambda s: s.code)
+    both, only = unique_phone(), unique_phone()
+    at_first = [
+        {
+            "receipt_id": "R-1",
+            "member_phone": both,
+            "purchased_at": "2026-03-05T10:00:00",
+            "lines": [{"sku": FORMULA_1, "quantity": 1, "amount": "358.00"}],
+        },
+        {
+            "receipt_id": "R-2",
+            "member_phone": only,
+            "purchased_at": "2026-03-06T10:00:00",
+            "lines": [{"sku": WIPES, "quantity": 2, "amount": "19.90"}],
+        },
+    ]
+    at_second = [
+        {
+            "receipt_id": "R-1",
+            "member_phone": both,
+            "purchased_at": "2026-03-01T10:00:00",
+            "lines": [{"sku": PROBIOTIC, "quantity": 1, "amount": "129.00"}],
+        },
+    ]
+    text = (
+        purchases_csv(first.code, at_first)
+        + purchases_csv(second.code, at_second).split("\n", 1)[1]
+    )
+    report = await upload(client, hq, "purchases", text)
+    assert counts(report) == (3, 0, 0, 0), report["rejected"]
+    assert counts(await upload(client, hq, "purchases", text)) == (0, 0, 3, 0)
+
+    written = await fetch(
+        "SELECT s.code, p.receipt_id, m.phone, p.total_fen, p.points_earned, p.repeat"
+        " FROM purchase p JOIN store s ON s.id = p.store JOIN member m ON m.id = p.member"
+        " WHERE s.code IN ({}, {}) ORDER BY p.purchased_at",
+        first.code,
+        second.code,
+    )
+    assert [(w["code"], w["receipt_id"], w["phone"], w["total_fen"]) for w in written] == [
+        (second.code, "R-1", both, 12900),
+        (first.code, "R-1", both, 35800),
+        (first.code, "R-2", only, 1990),
+    ]
+    # Bought again four days after the first purchase, at another store: a repeat.
+    assert [w["repeat"] for w in written] == [False, True, False]
+    member = await fetch(
+        "SELECT s.code, m.points_balance FROM member m JOIN store s ON s.id = m.home_store"
+        " WHERE m.phone = {}",
+        both,
+    )
+    assert member[0]["code"] == second.code
+    assert member[0]["points_balance"] == written[0]["points_earned"] + written[1]["points_earned"]
+    days = await fetch(
+        "SELECT s.code, SUM(d.receipts) AS n FROM store_day d JOIN store s ON s.id = d.store"
+        " WHERE s.code IN ({}, {}) AND length(d.period) = 10 GROUP BY s.code ORDER BY s.code",
+        first.code,
+        second.code,
+    )
+    assert [(d["code"], d["n"]) for d in days] == [(first.code, 2), (second.code, 1)]
+
+    # The same id at the first store with other lines is refused there, naming the id.
+    changed = purchases_csv(first.code, [{**at_first[0], "purchased_at": "2026-03-07T10:00:00"}])
+    refused = await upload(client, hq, "purchases", changed)
+    assert counts(refused)[:3] == (0, 0, 0)
+    assert refused["rejected"][0]["field"] == "receipt_id"
+
+
 async def test_bad_purchase_lines_and_a_cut_off_file(
     client: Client, hq: dict[str, str], products: None
 ) -> None:

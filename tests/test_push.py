@@ -22,7 +22,7 @@ from core.db import fetch, in_write_transaction, is_postgres
 from members import accounts
 from notifications import services as pushes
 from notifications.dispatch import Dispatcher
-from notifications.senders import FcmSender
+from notifications.senders import FcmSender, OutgoingPush
 from tests.conftest import (
     BACKEND,
     DATABASE_URL,
@@ -187,6 +187,38 @@ async def test_unregistered_tokens_are_deleted_and_rejections_fail(
     assert await status_of([key]) == ["sent"]
 
 
+async def test_a_batch_goes_over_one_http2_connection_and_each_answer_reaches_its_message(
+    fcm: StandInFcm, sender: FcmSender
+) -> None:
+    tokens = [token() for _ in range(150)]
+    fcm.script(tokens[7], "unregistered")
+    fcm.script(tokens[60], "quota")
+    fcm.script(tokens[61], "invalid")
+    fcm.script(tokens[149], "unavailable")
+    batch = [
+        OutgoingPush(n, t, "android", "紧急任务", "送货上门", {"type": "task"}, f"k:{n}", True)
+        for n, t in enumerate(tokens)
+    ]
+    connections = len(fcm.h2_streams)
+    results = await sender.send(batch)
+    # Google's FCM is HTTP/2: the sender multiplexes a batch over one connection.
+    assert len(fcm.h2_streams) == connections + 1
+    assert list(fcm.h2_streams.values())[-1] > 1  # many messages in flight at once
+    outcomes = {t: r for t, r in zip(tokens, results, strict=True)}
+    assert outcomes[tokens[7]].outcome == "unregistered"
+    quota = outcomes[tokens[60]]
+    assert (quota.outcome, quota.quota, quota.retry_after) == ("retry", True, 60.0)
+    assert outcomes[tokens[61]].outcome == "rejected"
+    assert outcomes[tokens[149]].outcome == "retry" and not outcomes[tokens[149]].quota
+    sent = [t for t in tokens if outcomes[t].outcome == "sent"]
+    assert len(sent) == 146
+    for n, t in enumerate(tokens):  # delivered once, as built
+        if t in sent:
+            (message,) = fcm.delivered_to(t)
+            assert message["android"]["collapse_key"] == f"k:{n}"
+    assert len({outcomes[t].message_name for t in sent}) == 146
+
+
 async def test_transient_failures_retry_with_backoff_and_deliver_once(
     client: httpx.AsyncClient,
     products: None,
@@ -348,7 +380,8 @@ async def test_a_dispatcher_killed_mid_batch_loses_nothing_and_marks_nothing_twi
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(300):  # until FCM has taken every message but the stuck one
+        for _ in range(900):  # until FCM has taken every message but the stuck one (a loaded
+            # machine takes a while to start the process)
             if all(fcm.delivered_to(t) for t in tokens[1:]):
                 break
             await asyncio.sleep(0.1)

@@ -12,7 +12,7 @@ from litestar.params import JSONBody, PathParameter
 
 from advisor_api.security import POS_KEY_HEADER, POS_SECURITY, PosKeys
 from advisor_api.settings import settings_of
-from members import points, purchases, registration, returns, views
+from members import points, registration, returns, tills, views
 from members.policy import PointsRule
 from members.schemas import (
     MemberRegistered,
@@ -102,7 +102,7 @@ class PosController(Controller):
         rule: NamedDependency[PointsRule],
         data: JSONBody[PurchaseIn],
     ) -> Response[PurchaseOut]:
-        created, answer = await purchases.record_purchase(store, data, rule)
+        created, answer = await tills.record_purchase(store, data, rule)
         return Response(answer, status_code=_status(created))
 
     @post("/purchases/batch", status_code=200, summary="Record up to 500 receipts")
@@ -112,9 +112,7 @@ class PosController(Controller):
         rule: NamedDependency[PointsRule],
         data: JSONBody[PurchaseBatchIn],
     ) -> PurchaseBatchOut:
-        return PurchaseBatchOut(
-            results=await purchases.ingest_purchases(store, data.purchases, rule)
-        )
+        return PurchaseBatchOut(results=await tills.ingest_purchases(store, data.purchases, rule))
 
     @post(
         "/redemptions",
