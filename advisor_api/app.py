@@ -84,7 +84,7 @@ def _lifespan(
             if jobs is not None:
                 await jobs.start()
             await today_cache.start()
-            await LADDERS.start(settings.table_cache_seconds)
+            await LADDERS.start(settings.table_cache_seconds, settings.table_fresh_seconds)
             try:
                 yield
             finally:

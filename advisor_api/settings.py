@@ -104,6 +104,7 @@ class Settings:
     principal_cache_seconds: float = 10.0
     today_cache_seconds: float = 30.0
     table_cache_seconds: float = 300.0
+    table_fresh_seconds: float = 3.0
     login_per_minute_per_address: int = 30
     login_failures_per_phone: int = 5
     login_lockout_seconds: int = 900
@@ -138,6 +139,7 @@ class Settings:
             principal_cache_seconds=float(os.environ.get("TIANTIAN_LOGIN_CACHE_SECONDS", "10")),
             today_cache_seconds=float(os.environ.get("TIANTIAN_LIST_CACHE_SECONDS", "30")),
             table_cache_seconds=float(os.environ.get("TIANTIAN_TABLE_CACHE_SECONDS", "300")),
+            table_fresh_seconds=float(os.environ.get("TIANTIAN_TABLE_FRESH_SECONDS", "3")),
             login_per_minute_per_address=int(os.environ.get("TIANTIAN_LOGINS_PER_MINUTE", "30")),
             login_failures_per_phone=int(os.environ.get("TIANTIAN_LOGIN_FAILURES", "5")),
             login_lockout_seconds=int(os.environ.get("TIANTIAN_LOGIN_LOCKOUT_SECONDS", "900")),

@@ -14,6 +14,14 @@ members app); this process listens and drops exactly the ladders they touch, and
 drops every ladder if its listening connection is lost. A time-to-live (five minutes
 by default) bounds anything else. Without a notification channel (SQLite),
 or with a time-to-live of 0, nothing is kept and every table is ranked in SQL.
+
+A busy chain changes the current month's totals with every sale, so a ladder dropped
+at each change would be ranked afresh (0.3–1 s at 1M members) for nearly every
+request. A ladder a score change touches is therefore kept a few seconds more
+(``fresh_seconds``, 3 by default): the first request after that ranks it again while
+the others are still answered from the one kept, so a table is at most a few seconds
+behind the ledger and no request waits for a ranking but the very first. Registry
+changes (an advisor moved, a store's region) still drop every ladder at once.
 """
 
 from __future__ import annotations
@@ -121,14 +129,18 @@ class _Kept:
     ladder: Ladder
     periods: frozenset[str]
     expires: float
+    changed: float | None = None  # when a score it ranks first changed after ranking
 
 
 class Ladders:
     def __init__(self) -> None:
         self._ttl = 0.0
+        self._fresh = 0.0
         self._kept: dict[Hashable, _Kept] = {}
+        self._changed: dict[str, float] = {}  # period -> its last notified change
         self._building: dict[Hashable, asyncio.Future[Ladder]] = {}
-        # Bumped on every drop: a ladder ranked while a change landed is not kept.
+        # Bumped when everything is dropped (a registry change, a lost channel): what was
+        # read across one is not kept.
         self._generation = 0
         # Advisors' and stores' cards as the tables show them, until the registry changes.
         self._cards: dict[str, dict[int, dict[str, Any]]] = {}
@@ -138,11 +150,12 @@ class Ladders:
     def enabled(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
 
-    async def start(self, ttl_seconds: float) -> None:
+    async def start(self, ttl_seconds: float, fresh_seconds: float = 3.0) -> None:
         dsn = postgres_dsn()
         if ttl_seconds <= 0 or dsn is None or self.enabled:
             return
         self._ttl = ttl_seconds
+        self._fresh = fresh_seconds
         self._conn = await asyncpg.connect(dsn)
         await self._conn.add_listener(SCORES_CHANNEL, self._on_scores)
         await self._conn.add_listener(REGISTRY_CHANNEL, self._on_registry)
@@ -155,15 +168,19 @@ class Ladders:
         self.forget(None)
 
     def forget(self, periods: set[str] | None) -> None:
-        """Drop the ladders that rank any of ``periods`` (None: every ladder)."""
-        self._generation += 1
+        """Mark the ladders that rank any of ``periods`` changed (None: drop every
+        ladder)."""
         if periods is None:
+            self._generation += 1
             self._kept.clear()
             self._cards.clear()
             return
-        for key, kept in list(self._kept.items()):
-            if not kept.periods.isdisjoint(periods):
-                del self._kept[key]
+        now = time.monotonic()
+        for period in periods:
+            self._changed[period] = now
+        for kept in self._kept.values():
+            if kept.changed is None and not kept.periods.isdisjoint(periods):
+                kept.changed = now
 
     def _on_scores(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.forget(None if payload == "*" else set(payload.split(",")))
@@ -197,18 +214,29 @@ class Ladders:
     async def get(
         self, key: Hashable, periods: Iterable[str], rank: Callable[[], Awaitable[Ladder]]
     ) -> Ladder | None:
-        """The ladder kept under ``key``, ranked by ``rank`` when there is none; None
-        when nothing is kept (the caller ranks in SQL)."""
+        """The ladder kept under ``key``, ranked by ``rank`` when there is none or it
+        has been changed for longer than ``fresh_seconds``; None when nothing is kept
+        (the caller ranks in SQL)."""
         if not self.enabled:
             return None
         now = time.monotonic()
         kept = self._kept.pop(key, None)
         if kept is not None and kept.expires > now:
             self._kept[key] = kept  # the most recently used last: the first to go is the oldest
-            return kept.ladder
+            if kept.changed is None or now - kept.changed < self._fresh or key in self._building:
+                return kept.ladder  # (being ranked again: the kept one meanwhile)
         pending = self._building.get(key)
         if pending is not None:  # one ranking at a time however many callers wait
             return await asyncio.shield(pending)
+        return await self._rank(key, frozenset(periods), rank, now)
+
+    async def _rank(
+        self,
+        key: Hashable,
+        periods: frozenset[str],
+        rank: Callable[[], Awaitable[Ladder]],
+        now: float,
+    ) -> Ladder:
         future: asyncio.Future[Ladder] = asyncio.get_running_loop().create_future()
         self._building[key] = future
         seen = self._generation
@@ -224,11 +252,15 @@ class Ladders:
         finally:
             self._building.pop(key, None)
         future.set_result(ladder)
-        if seen == self._generation and self.enabled and len(ladder) <= MAX_LINES:
-            kept_lines = sum(len(k.ladder) for k in self._kept.values())
-            while kept_lines + len(ladder) > MAX_LINES:  # the least recently used go
-                kept_lines -= len(self._kept.pop(next(iter(self._kept))).ladder)
-            self._kept[key] = _Kept(ladder, frozenset(periods), now + self._ttl)
+        if seen != self._generation or not self.enabled or len(ladder) > MAX_LINES:
+            return ladder
+        # A score change while it was ranked: kept, but already changed as of then.
+        changed = now if any(self._changed.get(p, 0.0) >= now for p in periods) else None
+        self._kept.pop(key, None)
+        kept_lines = sum(len(k.ladder) for k in self._kept.values())
+        while self._kept and kept_lines + len(ladder) > MAX_LINES:  # the oldest go
+            kept_lines -= len(self._kept.pop(next(iter(self._kept))).ladder)
+        self._kept[key] = _Kept(ladder, periods, now + self._ttl, changed)
         return ladder
 
 

@@ -13,7 +13,8 @@ import httpx
 
 from core.db import fetch
 from core.periods import Period, parse_period
-from incentives.ladders import LADDERS
+from incentives import ladders as kept_tables
+from incentives.ladders import LADDERS, Ladder, Ladders, with_ranks
 from incentives.queries import league_table, my_ranks
 from incentives.ranking import ADVISORS, STORES, rank_all
 from incentives.rules import Weights
@@ -159,7 +160,7 @@ async def test_a_kept_table_follows_every_score_and_registry_change(
             await asyncio.sleep(0.05)
         raise AssertionError("the table never showed the change")
 
-    await LADDERS.start(ttl_seconds=60)
+    await LADDERS.start(ttl_seconds=60, fresh_seconds=0)  # exact at once: no slack
     try:
         assert LADDERS.enabled == (BACKEND == "postgres")  # SQLite: ranked in SQL each time
         await settles()
@@ -179,3 +180,47 @@ async def test_a_kept_table_follows_every_score_and_registry_change(
 
 async def league_lines(scope: Scope, period: Period) -> list[Any]:
     return (await league_table(ADVISORS, scope, period, 10, [])).entries
+
+
+class _Listening:
+    """Stands for the notification connection: the kept tables are on."""
+
+    def is_closed(self) -> bool:
+        return False
+
+
+async def test_a_table_a_sale_changed_is_ranked_again_within_its_fresh_seconds(
+    monkeypatch: Any,
+) -> None:
+    """Every sale changes the month: a busy chain would re-rank the national table for
+    nearly every request. A changed table is answered as kept for ``fresh_seconds``,
+    then ranked again by the first request after; an unrelated month changes nothing;
+    a registry change drops everything at once."""
+    tables = Ladders()
+    tables._conn = _Listening()
+    tables._ttl, tables._fresh = 300.0, 3.0
+    now = [1000.0]
+    monkeypatch.setattr(kept_tables.time, "monotonic", lambda: now[0])
+    rankings: list[int] = []
+
+    async def rank() -> Ladder:
+        rankings.append(len(rankings) + 1)
+        n = len(rankings)
+        return Ladder.of(with_ranks({"id": [1, 2], "score": [10 * n, 5], "rank": [0, 0]}))
+
+    async def score_of_first() -> int:
+        ladder = await tables.get("national", ["2026-11"], rank)
+        assert ladder is not None
+        return ladder.score_at(0)
+
+    assert await score_of_first() == 10
+    tables.forget({"2026-11"})  # a sale
+    now[0] += 2.0
+    assert (await score_of_first(), rankings) == (10, [1])  # within the slack: as kept
+    now[0] += 1.5
+    assert (await score_of_first(), rankings) == (20, [1, 2])  # past it: ranked again
+    tables.forget({"2026-10"})
+    now[0] += 60.0
+    assert (await score_of_first(), rankings) == (20, [1, 2])  # another month's sale
+    tables.forget(None)  # an advisor moved
+    assert (await score_of_first(), rankings) == (30, [1, 2, 3])
