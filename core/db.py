@@ -337,6 +337,19 @@ async def insert_count(sql: str, *args: Any) -> int:
     return len(await fetch(f"{sql} RETURNING 1", *args))
 
 
+async def count_changed(sql: str, *args: Any, ctes: str = "") -> int:
+    """Run an INSERT, UPDATE or DELETE after the common table expressions ``ctes``
+    (their arguments first) and count the rows it changed, without shipping them back."""
+    if is_postgres():
+        head = f"WITH {ctes}, " if ctes else "WITH "
+        rows = await fetch(
+            f"{head}changed AS ({sql} RETURNING 1) SELECT COUNT(*) AS n FROM changed", *args
+        )
+        return int(rows[0]["n"])
+    head = f"WITH {ctes} " if ctes else ""
+    return len(await fetch(f"{head}{sql} RETURNING 1", *args))
+
+
 async def database_answers() -> bool:
     """Whether the database answers a trivial query now."""
     try:

@@ -1,0 +1,66 @@
+"""Ledger-wide work (a rebuild of totals, a re-weighting) in slices: each slice is a
+short transaction of its own that holds the ledger lock alone, and between slices
+the tills book their facts as usual, so none waits much longer than a slice.
+
+A slice sees every fact committed before it and none in flight (the lock), and from
+its commit on the incremental path keeps what it wrote; so once every slice has
+passed, the totals are what the whole operation done at once would have made.
+
+Each slice is sized from the last: as much as holds the lock about
+``SLICE_SECONDS``, within half and twice the last slice's size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from core.db import hold_books, in_write_transaction
+
+T = TypeVar("T")
+SLICE_SECONDS = 0.2
+
+# Called after each slice commits: the tests book facts there, between two slices.
+Between = Callable[[], Awaitable[None]] | None
+
+
+@dataclass(slots=True)
+class Pace:
+    size: int  # subjects, or rows, the next slice takes
+    slices: int = 0
+    longest: float = 0.0  # the longest a slice held the ledger alone, in seconds
+    held: float = 0.0  # all slices together
+    written: int = 0  # totals inserted, changed or deleted
+
+    def took(self, seconds: float) -> None:
+        self.slices += 1
+        self.longest = max(self.longest, seconds)
+        self.held += seconds
+        ratio = SLICE_SECONDS / max(seconds, 0.001)
+        self.size = max(1, int(self.size * min(2.0, max(0.5, ratio))))
+
+    def add(self, other: Pace) -> None:
+        self.slices += other.slices
+        self.longest = max(self.longest, other.longest)
+        self.held += other.held
+        self.written += other.written
+
+
+async def alone(work: Callable[[], Awaitable[T]], pace: Pace, between: Between) -> T:
+    """``work`` in a transaction of its own, alone on the ledger; ``pace`` learns how
+    long it held the lock and sizes the next slice."""
+    granted = 0.0
+
+    async def one_slice() -> T:
+        nonlocal granted
+        await hold_books(alone=True)
+        granted = time.perf_counter()
+        return await work()
+
+    result = await in_write_transaction(one_slice)
+    pace.took(time.perf_counter() - granted)
+    if between is not None:
+        await between()
+    return result
