@@ -86,9 +86,13 @@ async def rebuild(month: str | None = None, between: Between = None) -> RebuildR
 async def _rebuild_totals(month: str, totals: Totals, between: Between) -> Pace:
     """The month's totals of ``totals``, a range of subject ids a slice. The first
     range is open below and the last open above, so that totals of subjects outside
-    the ledger's span (stale ones, or of an advisor added meanwhile) are covered."""
+    the span of the month's facts (stale ones, or of an advisor added meanwhile) are
+    covered."""
+    week_cond, week_args = in_list(_weeks_of(month), "text")
     span = await fetch(
         f"SELECT MIN({totals.subject}) AS low, MAX({totals.subject}) AS high FROM score_fact"
+        f" WHERE counts_week {week_cond}",
+        *week_args,
     )
     low, high = int(span[0]["low"] or 0), int(span[0]["high"] or 0)
     pace = Pace(FIRST_SLICE)
