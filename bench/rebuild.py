@@ -30,9 +30,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
-import statistics
 import subprocess
 import sys
 import time
@@ -121,24 +121,34 @@ def cli(url: str, *args: str) -> str:
 # --- the tills -----------------------------------------------------------------
 
 
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank percentile: a value that was measured, never one beyond the
+    largest."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
 @dataclass
 class Phase:
     name: str
-    waits: list[float] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # for the ledger lock, a request
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # by single / batch
     receipts: int = 0
 
-    def line(self) -> str:
-        if not self.latencies:
+    def lines(self) -> str:
+        if not self.waits:
             return f"  tills: nothing booked during {self.name}"
-        cuts = statistics.quantiles(self.latencies, n=100) if len(self.latencies) > 1 else []
-        p50, p99 = (cuts[49], cuts[98]) if cuts else (self.latencies[0],) * 2
-        return (
-            f"  tills: {self.receipts:,} receipts in {len(self.latencies):,} requests;"
-            f" longest wait for the ledger lock {max(self.waits) * 1000:,.0f} ms;"
-            f" latency p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms,"
-            f" max {max(self.latencies) * 1000:,.0f} ms"
-        )
+        out = [
+            f"  tills: {self.receipts:,} receipts in {len(self.waits):,} requests;"
+            f" longest wait for the ledger lock {max(self.waits) * 1000:,.0f} ms"
+        ]
+        for kind, latencies in sorted(self.latencies.items()):
+            p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
+            out.append(
+                f"    {kind}: {len(latencies):,} requests, latency p50 {p50 * 1000:,.0f} ms,"
+                f" p99 {p99 * 1000:,.0f} ms, max {max(latencies) * 1000:,.0f} ms"
+            )
+        return "\n".join(out)
 
 
 @dataclass
@@ -231,7 +241,8 @@ async def run_till(
         if {r.status for r in results} != {"created"}:
             raise SystemExit(f"a receipt was not created: {results[:2]}")
         current = phase[0]
-        current.latencies.append(latency)
+        kind = "single receipts" if till.batch == 1 else f"batches of {till.batch}"
+        current.latencies.setdefault(kind, []).append(latency)
         current.waits.append(sum(s for sql, s in timed if "pg_advisory_xact_lock" in sql))
         current.receipts += len(raws)
         try:
@@ -269,6 +280,7 @@ async def job(args: argparse.Namespace) -> None:
                 "seconds": time.perf_counter() - started,
                 "slices": slicing.slices,
                 "longest": slicing.longest,
+                "gave_way": slicing.gave_way,
                 "written": written,
                 "month": month,
             }
@@ -447,7 +459,7 @@ async def run(args: argparse.Namespace, url: str) -> bool:
             alone = phase[0]
             await asyncio.sleep(args.seconds)
             print(f"the tills alone, {args.seconds:g} s:")
-            print(alone.line(), flush=True)
+            print(alone.lines(), flush=True)
 
             from core import clock
             from core.periods import month_of
@@ -459,19 +471,20 @@ async def run(args: argparse.Namespace, url: str) -> bool:
             print(
                 f"month rebuild {month} beside the tills ({wrong:,} of its totals made wrong"
                 f" first): {done['seconds']:.1f} s, {done['slices']} slices, the longest"
-                f" alone on the ledger {done['longest'] * 1000:,.0f} ms,"
-                f" {done['written']:,} totals written"
+                f" alone on the ledger {done['longest'] * 1000:,.0f} ms, stepped back for"
+                f" the tills {done['gave_way']} times, {done['written']:,} totals written"
             )
-            print(rebuilt.line(), flush=True)
+            print(rebuilt.lines(), flush=True)
 
             reweighted = phase[0] = Phase("the weight change")
             done = await beside_tills(url, "reweight", args)
             print(
                 f"weight change (points {args.points / 100:.2f} a point) beside the tills:"
                 f" {done['seconds']:.1f} s, {done['slices']} slices, the longest alone on the"
-                f" ledger {done['longest'] * 1000:,.0f} ms, {done['written']:,} totals re-scored"
+                f" ledger {done['longest'] * 1000:,.0f} ms, stepped back for the tills"
+                f" {done['gave_way']} times, {done['written']:,} totals re-scored"
             )
-            print(reweighted.line(), flush=True)
+            print(reweighted.lines(), flush=True)
             phase[0] = Phase("after")
         finally:
             stop.set()

@@ -24,7 +24,7 @@ from incentives.rules import KINDS, Weights, load_weights
 from incentives.slices import Between, Pace, alone
 
 # Advisors (or stores) in the first slice; later slices are sized by time.
-FIRST_SLICE = 256
+FIRST_SLICE = 32
 COLUMNS = ("new_members", "points", "tasks_done", "tasks_converted")
 
 

@@ -145,7 +145,7 @@ async def save_weights(weights: Weights) -> None:
 
 
 # Totals in the first slice of a re-scoring; later slices are sized by time.
-FIRST_RESCORE = 2000
+FIRST_RESCORE = 500
 
 
 async def rescore(between: Between = None) -> Pace:

@@ -12,15 +12,20 @@ Each slice is sized from the last: as much as holds the lock about
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
-from core.db import hold_books, in_write_transaction
+from core.db import BooksBusy, hold_books, in_write_transaction
 
 T = TypeVar("T")
 SLICE_SECONDS = 0.2
+PATIENCE = 0.1  # seconds a slice first waits for the lock before it steps back
+MOST_PATIENCE = 0.4
+TRIES = 30
 
 # Called after each slice commits: the tests book facts there, between two slices.
 Between = Callable[[], Awaitable[None]] | None
@@ -33,6 +38,7 @@ class Pace:
     longest: float = 0.0  # the longest a slice held the ledger alone, in seconds
     held: float = 0.0  # all slices together
     written: int = 0  # totals inserted, changed or deleted
+    gave_way: int = 0  # times a slice stepped back for writers holding the lock
 
     def took(self, seconds: float) -> None:
         self.slices += 1
@@ -46,20 +52,37 @@ class Pace:
         self.longest = max(self.longest, other.longest)
         self.held += other.held
         self.written += other.written
+        self.gave_way += other.gave_way
 
 
 async def alone(work: Callable[[], Awaitable[T]], pace: Pace, between: Between) -> T:
     """``work`` in a transaction of its own, alone on the ledger; ``pace`` learns how
-    long it held the lock and sizes the next slice."""
+    long it held the lock and sizes the next slice.
+
+    While a slice waits for the lock, tills that come after it queue behind it; so
+    it waits only ``PATIENCE`` (longer each time, up to ``MOST_PATIENCE``) and, if
+    writers still hold the lock (a long batch), steps back and lets the queue
+    through before asking again. After ``TRIES`` it waits as long as it takes: the
+    work must end."""
     granted = 0.0
 
-    async def one_slice() -> T:
+    async def one_slice(within: float | None) -> T:
         nonlocal granted
-        await hold_books(alone=True)
+        await hold_books(alone=True, within=within)
         granted = time.perf_counter()
         return await work()
 
-    result = await in_write_transaction(one_slice)
+    patience = PATIENCE
+    for attempt in range(TRIES + 1):
+        try:
+            result = await in_write_transaction(
+                partial(one_slice, patience if attempt < TRIES else None)
+            )
+            break
+        except BooksBusy:
+            pace.gave_way += 1
+            await asyncio.sleep(patience)
+            patience = min(MOST_PATIENCE, patience * 1.5)
     pace.took(time.perf_counter() - granted)
     if between is not None:
         await between()
