@@ -62,6 +62,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seconds", type=float, default=15.0, help="the tills alone")
     p.add_argument("--damage", type=float, default=0.05, help="share of the month's totals")
     p.add_argument("--points", type=int, default=12, help="the new points weight, hundredths")
+    p.add_argument("--only", choices=["rebuild", "reweight"], help="run one of the two")
     p.add_argument("--job", choices=["rebuild", "reweight"], help=argparse.SUPPRESS)
     return p.parse_args()
 
@@ -465,26 +466,29 @@ async def run(args: argparse.Namespace, url: str) -> bool:
             from core.periods import month_of
 
             month = month_of(clock.today(clock.zone("Asia/Shanghai"))).name
-            wrong = await damage(url, month, args.damage)
-            rebuilt = phase[0] = Phase("the rebuild")
-            done = await beside_tills(url, "rebuild", args)
-            print(
-                f"month rebuild {month} beside the tills ({wrong:,} of its totals made wrong"
-                f" first): {done['seconds']:.1f} s, {done['slices']} slices, the longest"
-                f" alone on the ledger {done['longest'] * 1000:,.0f} ms, stepped back for"
-                f" the tills {done['gave_way']} times, {done['written']:,} totals written"
-            )
-            print(rebuilt.lines(), flush=True)
-
-            reweighted = phase[0] = Phase("the weight change")
-            done = await beside_tills(url, "reweight", args)
-            print(
-                f"weight change (points {args.points / 100:.2f} a point) beside the tills:"
-                f" {done['seconds']:.1f} s, {done['slices']} slices, the longest alone on the"
-                f" ledger {done['longest'] * 1000:,.0f} ms, stepped back for the tills"
-                f" {done['gave_way']} times, {done['written']:,} totals re-scored"
-            )
-            print(reweighted.lines(), flush=True)
+            rebuilt, reweighted = Phase("no rebuild"), Phase("no weight change")
+            if args.only in (None, "rebuild"):
+                wrong = await damage(url, month, args.damage)
+                rebuilt = phase[0] = Phase("the rebuild")
+                done = await beside_tills(url, "rebuild", args)
+                print(
+                    f"month rebuild {month} beside the tills ({wrong:,} of its totals made"
+                    f" wrong first): {done['seconds']:.1f} s, {done['slices']} slices, the"
+                    f" longest alone on the ledger {done['longest'] * 1000:,.0f} ms, stepped"
+                    f" back for the tills {done['gave_way']} times,"
+                    f" {done['written']:,} totals written"
+                )
+                print(rebuilt.lines(), flush=True)
+            if args.only in (None, "reweight"):
+                reweighted = phase[0] = Phase("the weight change")
+                done = await beside_tills(url, "reweight", args)
+                print(
+                    f"weight change (points {args.points / 100:.2f} a point) beside the tills:"
+                    f" {done['seconds']:.1f} s, {done['slices']} slices sharing the ledger,"
+                    f" the longest {done['longest'] * 1000:,.0f} ms,"
+                    f" {done['written']:,} totals re-scored"
+                )
+                print(reweighted.lines(), flush=True)
             phase[0] = Phase("after")
         finally:
             stop.set()

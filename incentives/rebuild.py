@@ -21,7 +21,7 @@ from typing import Any
 from core.db import count_changed, fetch, in_list
 from core.periods import parse_period, week_key
 from incentives.rules import KINDS, Weights, load_weights
-from incentives.slices import Between, Pace, alone
+from incentives.slices import Between, Pace, in_slice
 
 # Advisors (or stores) in the first slice; later slices are sized by time.
 FIRST_SLICE = 32
@@ -100,7 +100,7 @@ async def _rebuild_totals(month: str, totals: Totals, between: Between) -> Pace:
     while True:
         end = (low if start is None else start) + pace.size
         last = end > high
-        pace.written += await alone(
+        pace.written += await in_slice(
             partial(_rebuild_slice, month, totals, start, None if last else end), pace, between
         )
         if last:

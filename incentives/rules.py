@@ -19,12 +19,12 @@ import msgspec
 
 from audit import trail
 from core import clock
-from core.db import count_changed, fetch, hold_books, in_write_transaction
+from core.db import count_changed, fetch, hold_books, in_write_transaction, is_postgres
 from core.errors import InvalidInput
 from core.money import decimal_of, fen_of, yuan_text
 from core.periods import month_of, month_or_error, next_month, parse_period
 from incentives.schemas import BonusRatesIn, ScoreWeightsIO
-from incentives.slices import Between, Pace, alone
+from incentives.slices import Between, Pace, in_slice
 from members.queries import timezones_in_use
 
 KINDS = ("new_member", "points", "task_done", "task_converted")
@@ -151,14 +151,24 @@ FIRST_RESCORE = 500
 async def rescore(between: Between = None) -> Pace:
     """Every total's score by the weights in force, a slice of totals at a time, the
     newest periods first (the ones the tables show). A total already right is left
-    alone, so running it again after an interruption only finishes the work."""
+    alone, so running it again after an interruption only finishes the work.
+
+    The slices share the ledger with the tills rather than take it alone: the new
+    weights were in force before the first slice (``save_weights`` waited for every
+    till booking by the old ones), so a till's increment is by the new weights
+    whether its total was re-scored yet or not. A slice locks its totals in key
+    order, the order a till locks the totals it adds to, so the two queue on a
+    total rather than deadlock; a till waits at most for one slice."""
     done = Pace(0)
     for table, subject in (("advisor_score", "advisor"), ("store_score", "store")):
         pace = Pace(FIRST_RESCORE)
         edge: tuple[str, int] | None = None
         while True:
-            edge, changed = await alone(
-                partial(_rescore_slice, table, subject, edge, pace.size), pace, between
+            edge, changed = await in_slice(
+                partial(_rescore_slice, table, subject, edge, pace.size),
+                pace,
+                between,
+                alone=False,
             )
             pace.written += changed
             if edge is None:
@@ -185,23 +195,24 @@ async def _rescore_slice(
     )
     upto, upto_args = "", []
     if edge:
-        upto, upto_args = (
-            f" AND (period, {subject}) >= ({{}}, {{}})",
-            [
-                edge[0]["period"],
-                edge[0]["who"],
-            ],
-        )
+        upto = f" AND (period, {subject}) >= ({{}}, {{}})"
+        upto_args = [edge[0]["period"], edge[0]["who"]]
     score = (
         f"CAST(new_members AS BIGINT) * {int(weights.new_member)}"
         f" + points * {int(weights.points)} + CAST(tasks_done AS BIGINT) * {int(weights.task_done)}"
         f" + CAST(tasks_converted AS BIGINT) * {int(weights.task_converted)}"
     )
-    changed = await count_changed(
-        f"UPDATE {table} SET score = {score} WHERE score <> {score}{after}{upto}",
-        *after_args,
-        *upto_args,
-    )
+    if is_postgres():  # the slice's totals locked in key order first (see rescore)
+        mine = (
+            f"SELECT id FROM {table} WHERE true{after}{upto} ORDER BY period, {subject} FOR UPDATE"
+        )
+        sql = (
+            f"UPDATE {table} SET score = {score} FROM ({mine}) AS mine"
+            f" WHERE {table}.id = mine.id AND {table}.score <> {score}"
+        )
+    else:  # one writer at a time
+        sql = f"UPDATE {table} SET score = {score} WHERE score <> {score}{after}{upto}"
+    changed = await count_changed(sql, *after_args, *upto_args)
     last = (str(edge[0]["period"]), int(edge[0]["who"])) if edge else None
     return last, changed
 

@@ -1,10 +1,12 @@
 """Ledger-wide work (a rebuild of totals, a re-weighting) in slices: each slice is a
-short transaction of its own that holds the ledger lock alone, and between slices
-the tills book their facts as usual, so none waits much longer than a slice.
+short transaction of its own, and between slices the tills book their facts as
+usual, so none waits much longer than a slice.
 
-A slice sees every fact committed before it and none in flight (the lock), and from
-its commit on the incremental path keeps what it wrote; so once every slice has
-passed, the totals are what the whole operation done at once would have made.
+A rebuild's slice holds the ledger lock alone: it sees every fact committed before
+it and none in flight, and from its commit on the incremental path keeps what it
+wrote; so once every slice has passed, the totals are what the whole rebuild done
+at once would have made. A re-weighting's slices share the lock with the tills
+(``incentives.rules.rescore`` says why that is enough).
 
 Each slice is sized from the last: as much as holds the lock about
 ``SLICE_SECONDS``, within half and twice the last slice's size.
@@ -26,6 +28,7 @@ SLICE_SECONDS = 0.2
 PATIENCE = 0.1  # seconds a slice first waits for the lock before it steps back
 MOST_PATIENCE = 0.4
 TRIES = 30
+STEP_BACK = 0.02  # seconds a slice waits after stepping back
 
 # Called after each slice commits: the tests book facts there, between two slices.
 Between = Callable[[], Awaitable[None]] | None
@@ -55,12 +58,14 @@ class Pace:
         self.gave_way += other.gave_way
 
 
-async def alone(work: Callable[[], Awaitable[T]], pace: Pace, between: Between) -> T:
-    """``work`` in a transaction of its own, alone on the ledger; ``pace`` learns how
-    long it held the lock and sizes the next slice.
+async def in_slice(
+    work: Callable[[], Awaitable[T]], pace: Pace, between: Between, alone: bool = True
+) -> T:
+    """``work`` in a transaction of its own holding the ledger lock (alone, or shared
+    with the tills); ``pace`` learns how long it held it and sizes the next slice.
 
-    While a slice waits for the lock, tills that come after it queue behind it; so
-    it waits only ``PATIENCE`` (longer each time, up to ``MOST_PATIENCE``) and, if
+    While a slice waits for the lock alone, tills that come after it queue behind it;
+    so it waits only ``PATIENCE`` (longer each time, up to ``MOST_PATIENCE``) and, if
     writers still hold the lock (a long batch), steps back and lets the queue
     through before asking again. After ``TRIES`` it waits as long as it takes: the
     work must end."""
@@ -68,7 +73,7 @@ async def alone(work: Callable[[], Awaitable[T]], pace: Pace, between: Between) 
 
     async def one_slice(within: float | None) -> T:
         nonlocal granted
-        await hold_books(alone=True, within=within)
+        await hold_books(alone=alone, within=within if alone else None)
         granted = time.perf_counter()
         return await work()
 
@@ -80,8 +85,10 @@ async def alone(work: Callable[[], Awaitable[T]], pace: Pace, between: Between) 
             )
             break
         except BooksBusy:
+            # The tills queued behind the request are let through at once; a short
+            # pause and the next request queues behind whoever holds the lock now.
             pace.gave_way += 1
-            await asyncio.sleep(patience)
+            await asyncio.sleep(STEP_BACK)
             patience = min(MOST_PATIENCE, patience * 1.5)
     pace.took(time.perf_counter() - granted)
     if between is not None:
