@@ -100,6 +100,7 @@ async def _rebuild_totals(month: str, totals: Totals, between: Between) -> Pace:
     while True:
         end = (low if start is None else start) + pace.size
         last = end > high
+        await _read_ahead(month, totals, start, None if last else end)
         pace.written += await in_slice(
             partial(_rebuild_slice, month, totals, start, None if last else end), pace, between
         )
@@ -108,17 +109,40 @@ async def _rebuild_totals(month: str, totals: Totals, between: Between) -> Pace:
         start = end
 
 
-async def _rebuild_slice(month: str, totals: Totals, start: int | None, end: int | None) -> int:
-    """Inside the slice's transaction: the totals of subjects ``start`` ≤ id < ``end``
-    for the month's days, weeks and month made equal to their facts' sums."""
-    table, subject = totals.table, totals.subject
-    weeks = _weeks_of(month)
-    periods = [day.isoformat() for day in _days_of(month)] + weeks + [month]
+async def _read_ahead(month: str, totals: Totals, start: int | None, end: int | None) -> None:
+    """The slice's facts and totals read once without the lock, so that the slice
+    finds them in memory and holds the lock for its sums and writes alone."""
+    bounds, bound_args = _bounds(totals.subject, start, end)
+    week_cond, week_args = in_list(_weeks_of(month), "text")
+    await fetch(
+        f"SELECT SUM(amount) AS n FROM score_fact WHERE counts_week {week_cond}{bounds}",
+        *week_args,
+        *bound_args,
+    )
+    period_cond, period_args = in_list(_periods_of(month), "text")
+    await fetch(
+        f"SELECT SUM(score) AS n FROM {totals.table} WHERE period {period_cond}{bounds}",
+        *period_args,
+        *bound_args,
+    )
+
+
+def _bounds(subject: str, start: int | None, end: int | None) -> tuple[str, list[int]]:
     bounds, bound_args = "", list[int]()
     if start is not None:
         bounds, bound_args = f" AND {subject} >= {{}}", [start]
     if end is not None:
         bounds, bound_args = f"{bounds} AND {subject} < {{}}", [*bound_args, end]
+    return bounds, bound_args
+
+
+async def _rebuild_slice(month: str, totals: Totals, start: int | None, end: int | None) -> int:
+    """Inside the slice's transaction: the totals of subjects ``start`` ≤ id < ``end``
+    for the month's days, weeks and month made equal to their facts' sums."""
+    table, subject = totals.table, totals.subject
+    weeks = _weeks_of(month)
+    periods = _periods_of(month)
+    bounds, bound_args = _bounds(subject, start, end)
     week_cond, week_args = in_list(weeks, "text")
     period_cond, period_args = in_list(periods, "text")
     sums = _sums(await load_weights())
@@ -160,6 +184,11 @@ def _sums(weights: Weights) -> str:
     return ", ".join(f"{c} AS {n}" for c, n in zip(counts, COLUMNS, strict=True)) + (
         f", {score} AS score"
     )
+
+
+def _periods_of(month: str) -> list[str]:
+    """The totals a month's rebuild makes: its days, its ISO weeks whole, itself."""
+    return [day.isoformat() for day in _days_of(month)] + _weeks_of(month) + [month]
 
 
 def _days_of(month: str) -> Iterable[date]:

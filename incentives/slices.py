@@ -27,7 +27,6 @@ T = TypeVar("T")
 SLICE_SECONDS = 0.2
 PATIENCE = 0.1  # seconds a slice first waits for the lock before it steps back
 MOST_PATIENCE = 0.4
-TRIES = 30
 STEP_BACK = 0.02  # seconds a slice waits after stepping back
 
 # Called after each slice commits: the tests book facts there, between two slices.
@@ -67,8 +66,8 @@ async def in_slice(
     While a slice waits for the lock alone, tills that come after it queue behind it;
     so it waits only ``PATIENCE`` (longer each time, up to ``MOST_PATIENCE``) and, if
     writers still hold the lock (a long batch), steps back and lets the queue
-    through before asking again. After ``TRIES`` it waits as long as it takes: the
-    work must end."""
+    through before asking again. It never waits longer: under writers that never
+    leave the ledger for that long the work waits, not the tills."""
     granted = 0.0
 
     async def one_slice(within: float | None) -> T:
@@ -78,11 +77,9 @@ async def in_slice(
         return await work()
 
     patience = PATIENCE
-    for attempt in range(TRIES + 1):
+    while True:
         try:
-            result = await in_write_transaction(
-                partial(one_slice, patience if attempt < TRIES else None)
-            )
+            result = await in_write_transaction(partial(one_slice, patience))
             break
         except BooksBusy:
             # The tills queued behind the request are let through at once; a short
