@@ -274,8 +274,11 @@ def cmd_incentives_rebuild(args: argparse.Namespace) -> None:
         raise SystemExit(f"--period {exc}") from None
     report = _run(_with_pool(lambda: rebuild(month)))
     print(f"rebuilt {', '.join(report.months) or 'nothing: no open month has facts'}")
-    print(f"advisor totals {report.advisor_rows}, store totals {report.store_rows}")
-    print(f"elapsed {report.seconds:.2f} s")
+    print(f"totals put right: advisor {report.advisor_rows}, store {report.store_rows}")
+    print(
+        f"{report.slicing.slices} slices, the longest alone on the ledger"
+        f" {report.slicing.longest:.2f} s; elapsed {report.seconds:.2f} s"
+    )
 
 
 def cmd_push_digest(args: argparse.Namespace) -> None:

@@ -337,6 +337,19 @@ async def insert_count(sql: str, *args: Any) -> int:
     return len(await fetch(f"{sql} RETURNING 1", *args))
 
 
+async def count_changed(sql: str, *args: Any, ctes: str = "") -> int:
+    """Run an INSERT, UPDATE or DELETE after the common table expressions ``ctes``
+    (their arguments first) and count the rows it changed, without shipping them back."""
+    if is_postgres():
+        head = f"WITH {ctes}, " if ctes else "WITH "
+        rows = await fetch(
+            f"{head}changed AS ({sql} RETURNING 1) SELECT COUNT(*) AS n FROM changed", *args
+        )
+        return int(rows[0]["n"])
+    head = f"WITH {ctes} " if ctes else ""
+    return len(await fetch(f"{head}{sql} RETURNING 1", *args))
+
+
 async def database_answers() -> bool:
     """Whether the database answers a trivial query now."""
     try:
@@ -386,9 +399,25 @@ async def migrations_behind() -> int:
 BOOKS_LOCK = 0x7449_414E  # "tIAN"
 
 
-async def hold_books(alone: bool = False) -> None:
+class BooksBusy(Exception):
+    """The books' lock was not had alone within the time given; the transaction that
+    asked is spoilt (roll it back)."""
+
+
+async def hold_books(alone: bool = False, within: float | None = None) -> None:
     """Take the books' lock for the rest of the transaction (PostgreSQL; SQLite has
-    one writer at a time anyway)."""
-    if is_postgres():
-        kind = "" if alone else "_shared"
+    one writer at a time anyway). ``within``: wait for it alone at most that many
+    seconds, then raise ``BooksBusy``: writers that came after this request queue
+    behind it, so a request that gives up soon keeps their wait short."""
+    if not is_postgres():
+        return
+    kind = "" if alone else "_shared"
+    if within is None:
         await fetch(f"SELECT pg_advisory_xact_lock{kind}({{}}::bigint)", BOOKS_LOCK)
+        return
+    await fetch("SELECT set_config('lock_timeout', {}, true)", f"{max(1, int(within * 1000))}ms")
+    try:
+        await fetch(f"SELECT pg_advisory_xact_lock{kind}({{}}::bigint)", BOOKS_LOCK)
+    except asyncpg.exceptions.LockNotAvailableError as exc:
+        raise BooksBusy(f"the books stayed busy for {within:.2f} s") from exc
+    await fetch("SET LOCAL lock_timeout TO DEFAULT")

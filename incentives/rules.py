@@ -4,24 +4,27 @@ month on; and the ledger lock a change of them takes alone.
 
 Writers of facts and the few ledger-wide operations (closing a month, re-weighting,
 rebuilding totals) exclude each other with one PostgreSQL advisory lock: writers
-share it, the operations take it alone. SQLite already runs one writer at a time.
+share it, the operations take it alone (a re-weighting and a rebuild a short slice
+at a time, ``incentives.slices``). SQLite already runs one writer at a time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import msgspec
 
 from audit import trail
 from core import clock
-from core.db import fetch, hold_books, in_write_transaction
+from core.db import count_changed, fetch, hold_books, in_write_transaction, is_postgres
 from core.errors import InvalidInput
 from core.money import decimal_of, fen_of, yuan_text
 from core.periods import month_of, month_or_error, next_month, parse_period
 from incentives.schemas import BonusRatesIn, ScoreWeightsIO
+from incentives.slices import Between, Pace, in_slice
 from members.queries import timezones_in_use
 
 KINDS = ("new_member", "points", "task_done", "task_converted")
@@ -113,11 +116,21 @@ def booking(month: str, closed: set[str]) -> str:
     return month
 
 
-async def set_weights(weights: Weights) -> Weights:
+async def set_weights(weights: Weights, between: Between = None) -> Weights:
     """New default weights: every total is re-scored with them, so past and present
-    league tables rank by the same rule."""
+    league tables rank by the same rule. The re-scoring goes in slices (the tills
+    book facts between them, by the new weights already); until the last slice a
+    table may rank some lines by the old weights."""
+    await save_weights(weights)
+    await rescore(between)
+    return weights
 
-    async def work() -> Weights:
+
+async def save_weights(weights: Weights) -> None:
+    """The new weights in force, for every fact booked from now on; the totals kept
+    so far are re-scored by ``rescore``."""
+
+    async def work() -> None:
         await hold_ledger(alone=True)
         before = await load_weights()
         await trail.record("score_weights", "default", "update", before.shown(), weights.shown())
@@ -130,19 +143,81 @@ async def set_weights(weights: Weights) -> Weights:
             weights.task_converted,
             clock.now(),
         )
-        for table in ("advisor_score", "store_score"):
-            await fetch(
-                f"UPDATE {table} SET score = CAST(new_members AS BIGINT) * {{}}"
-                " + points * {} + CAST(tasks_done AS BIGINT) * {}"
-                " + CAST(tasks_converted AS BIGINT) * {}",
-                weights.new_member,
-                weights.points,
-                weights.task_done,
-                weights.task_converted,
-            )
-        return weights
 
-    return await in_write_transaction(work)
+    await in_write_transaction(work)
+
+
+# Totals in the first slice of a re-scoring; later slices are sized by time.
+FIRST_RESCORE = 500
+
+
+async def rescore(between: Between = None) -> Pace:
+    """Every total's score by the weights in force, a slice of totals at a time, the
+    newest periods first (the ones the tables show). A total already right is left
+    alone, so running it again after an interruption only finishes the work.
+
+    The slices share the ledger with the tills rather than take it alone: the new
+    weights were in force before the first slice (``save_weights`` waited for every
+    till booking by the old ones), so a till's increment is by the new weights
+    whether its total was re-scored yet or not. A slice locks its totals in key
+    order, the order a till locks the totals it adds to, so the two queue on a
+    total rather than deadlock; a till waits at most for one slice."""
+    done = Pace(0)
+    for table, subject in (("advisor_score", "advisor"), ("store_score", "store")):
+        pace = Pace(FIRST_RESCORE)
+        edge: tuple[str, int] | None = None
+        while True:
+            edge, changed = await in_slice(
+                partial(_rescore_slice, table, subject, edge, pace.size),
+                pace,
+                between,
+                alone=False,
+            )
+            pace.written += changed
+            if edge is None:
+                break
+        done.add(pace)
+    return done
+
+
+async def _rescore_slice(
+    table: str, subject: str, above: tuple[str, int] | None, size: int
+) -> tuple[tuple[str, int] | None, int]:
+    """The ``size`` totals after ``above`` in (period, subject) descending order
+    re-scored; returns the last of them (None when none is left after them) and how
+    many totals changed."""
+    weights = await load_weights()
+    after, after_args = "", []
+    if above is not None:
+        after, after_args = f" AND (period, {subject}) < ({{}}, {{}})", list(above)
+    edge = await fetch(
+        f"SELECT period, {subject} AS who FROM {table} WHERE true{after}"
+        f" ORDER BY period DESC, {subject} DESC LIMIT 1 OFFSET {{}}",
+        *after_args,
+        size - 1,
+    )
+    upto, upto_args = "", []
+    if edge:
+        upto = f" AND (period, {subject}) >= ({{}}, {{}})"
+        upto_args = [edge[0]["period"], edge[0]["who"]]
+    score = (
+        f"CAST(new_members AS BIGINT) * {int(weights.new_member)}"
+        f" + points * {int(weights.points)} + CAST(tasks_done AS BIGINT) * {int(weights.task_done)}"
+        f" + CAST(tasks_converted AS BIGINT) * {int(weights.task_converted)}"
+    )
+    if is_postgres():  # the slice's totals locked in key order first (see rescore)
+        mine = (
+            f"SELECT id FROM {table} WHERE true{after}{upto} ORDER BY period, {subject} FOR UPDATE"
+        )
+        sql = (
+            f"UPDATE {table} SET score = {score} FROM ({mine}) AS mine"
+            f" WHERE {table}.id = mine.id AND {table}.score <> {score}"
+        )
+    else:  # one writer at a time
+        sql = f"UPDATE {table} SET score = {score} WHERE score <> {score}{after}{upto}"
+    changed = await count_changed(sql, *after_args, *upto_args)
+    last = (str(edge[0]["period"]), int(edge[0]["who"])) if edge else None
+    return last, changed
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,16 @@ def test_leaderboard_runs(dataset: str) -> None:
     assert "equal a plain window query" in out
 
 
+def test_rebuild_runs(dataset: str) -> None:
+    copy = f"tiantian_rebuild_{uuid.uuid4().hex[:10]}"
+    out = bench(
+        "rebuild.py", "--database-url", dataset, "--copy", copy,
+        "--seconds", "1", "--tills", "2", "--batch", "10",
+    )  # fmt: skip
+    assert "month rebuild" in out and "weight change" in out
+    assert "check (totals equal a rebuild from scratch): met" in out
+
+
 def test_member_search_runs(dataset: str) -> None:
     out = bench(
         "members.py", "--database-url", dataset, "--clients", "2", "--seconds", "0.5",

@@ -6,10 +6,12 @@ do-not-contact request, months closed in between, and weights changed midway."""
 
 from __future__ import annotations
 
+import random
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,3 +177,158 @@ async def _hq(client: httpx.AsyncClient) -> dict[str, str]:
         await accounts.create_user("hq", phone, PASSWORD)
         _hq_headers.update(await login(client, phone))
     return _hq_headers
+
+
+# --- slices: the tills book between them -----------------------------------------
+
+# A month no other test books in, so that its slices are few: one advisor (or store)
+# each, with a receipt booked after every one.
+SLICED_MONTH = "2026-04"
+
+
+class Tills:
+    """Receipts (and a new member now and then) at a few shops, on random days of a
+    month, as the tills send them while a rebuild or a re-weighting runs."""
+
+    def __init__(self, client: httpx.AsyncClient, shops: list[Any], seed: int) -> None:
+        self.client, self.shops, self.rng = client, shops, random.Random(seed)
+        self.booked = 0
+
+    async def book(self, month: str = SLICED_MONTH) -> None:
+        shop = self.rng.choice(self.shops)
+        advisor = self.rng.choice(shop.advisors)
+        day = f"{month}-{self.rng.randint(1, 20):02d}"
+        if self.rng.random() < 0.3:
+            r = await self.client.post(
+                "/pos/v1/members",
+                json={
+                    "phone": unique_phone(),
+                    "name": "会员",
+                    "registered_at": f"{day}T09:00:00+08:00",
+                    "babies": [],
+                    "advisor_code": advisor,
+                },
+                headers=shop.pos,
+            )
+            assert r.status_code == 201, r.text
+        r = await self.client.post(
+            "/pos/v1/purchases",
+            json={
+                "receipt_id": unique_code("R"),
+                "member_phone": unique_phone(),
+                "advisor_code": advisor,
+                "purchased_at": f"{day}T10:00:00+08:00",
+                "lines": [
+                    {"sku": FORMULA_1, "quantity": 1, "amount": f"{self.rng.randint(50, 400)}.00"}
+                ],
+            },
+            headers=shop.pos,
+        )
+        assert r.status_code == 201, r.text
+        self.booked += 1
+
+    async def between(self) -> None:
+        if self.booked < 60:
+            await self.book(self.rng.choice([SLICED_MONTH, "2026-11"]))
+
+
+async def _ids(table: str, codes: list[str]) -> list[int]:
+    rows = await fetch(
+        f"SELECT id FROM {table} WHERE code IN ({', '.join('{}' for _ in codes)}) ORDER BY id",
+        *codes,
+    )
+    return [int(row["id"]) for row in rows]
+
+
+async def _from_scratch(month: str) -> dict[str, Any]:
+    """Every total after the month's were deleted and rebuilt in one pass."""
+    from incentives.rebuild import _days_of, _weeks_of
+
+    periods = [d.isoformat() for d in _days_of(month)] + _weeks_of(month) + [month]
+    marks = ", ".join("{}" for _ in periods)
+    for table in ("advisor_score", "store_score"):
+        await fetch(f"DELETE FROM {table} WHERE period IN ({marks})", *periods)
+    await rebuild(month)
+    return await snapshot()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_a_sliced_rebuild_with_receipts_between_slices_equals_one_from_scratch(
+    client: httpx.AsyncClient, products: None, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    from incentives import rebuild as rebuilding
+    from incentives import slices
+
+    monkeypatch.setattr(rebuilding, "FIRST_SLICE", 1)
+    monkeypatch.setattr(slices, "SLICE_SECONDS", 0.0)  # every slice stays one subject
+    shops = [await make_shop(f"区{unique_code('S')}") for _ in range(3)]
+    tills = Tills(client, shops, seed)
+    for _ in range(10):
+        await tills.book()
+    advisors = await _ids("advisor", [code for shop in shops for code in shop.advisors])
+    stores = await _ids("store", [shop.code for shop in shops])
+    # Totals made wrong, as a bug would: counts off, lines lost, a line no fact backs.
+    await fetch(
+        "UPDATE advisor_score SET points = points + 7, score = score + 70"
+        " WHERE period LIKE '2026-04%' AND advisor = {}",
+        advisors[0],
+    )
+    await fetch("DELETE FROM store_score WHERE period = '2026-04' AND store = {}", stores[1])
+    await fetch(
+        "INSERT INTO advisor_score (period, advisor, new_members, points, tasks_done,"
+        " tasks_converted, score) VALUES ('2026-04-30', {}, 1, 2, 3, 4, 5)"
+        " ON CONFLICT (period, advisor) DO NOTHING",
+        advisors[-1],
+    )
+
+    report = await rebuild(SLICED_MONTH, tills.between)
+
+    assert report.slicing.slices >= len(advisors) + len(stores)
+    assert tills.booked >= 10 + len(advisors) + len(stores)
+    assert report.advisor_rows > 0 and report.store_rows > 0  # the wrong totals put right
+    sliced = await snapshot()
+    monkeypatch.setattr(slices, "SLICE_SECONDS", 100.0)
+    assert await _from_scratch(SLICED_MONTH) == sliced
+
+
+async def test_a_weight_change_rescores_every_total_while_receipts_arrive(
+    client: httpx.AsyncClient, products: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from incentives import rules
+
+    monkeypatch.setattr(rules, "FIRST_RESCORE", 3)  # small slices, growing with time
+    shops = [await make_shop(f"区{unique_code('W')}") for _ in range(2)]
+    tills = Tills(client, shops, 5)
+    for _ in range(6):
+        await tills.book()
+    before = await load_weights()
+    changed = Weights(150, 13, before.task_done, 0)  # 1.50 a new member, 0.13 a point
+    try:
+        await set_weights(changed, tills.between)
+        assert tills.booked > 6 + 4  # receipts went in between the slices
+
+        for table in ("advisor_score", "store_score"):
+            rows = await fetch(
+                f"SELECT COUNT(*) AS n FROM {table} WHERE score <> CAST(new_members AS BIGINT)"
+                " * {} + points * {} + CAST(tasks_done AS BIGINT) * {}"
+                " + CAST(tasks_converted AS BIGINT) * {}",
+                changed.new_member,
+                changed.points,
+                changed.task_done,
+                changed.task_converted,
+            )
+            assert int(rows[0]["n"]) == 0, table
+        advisor = (await _ids("advisor", [shops[0].advisors[0]]))[0]
+        line = await fetch(
+            "SELECT new_members, points, score FROM advisor_score WHERE period = {}"
+            " AND advisor = {}",
+            SLICED_MONTH,
+            advisor,
+        )
+        if line:
+            row = line[0]
+            assert int(row["score"]) == 150 * int(row["new_members"]) + 13 * int(row["points"])
+        reweighted = await snapshot()
+        assert await _from_scratch(SLICED_MONTH) == reweighted
+    finally:
+        await set_weights(before)
