@@ -6,7 +6,7 @@ data set of make_dataset.py.
 
 Copies the data set (``CREATE DATABASE … TEMPLATE``, retried while someone is
 connected to it), migrates the copy, and runs tills beside each phase: in this
-process, through the service's own ingest (``members.purchases.ingest_purchases``),
+process, through the service's own ingest (``members.tills.ingest_purchases``),
 ``--tills`` stores posting one receipt at a time and one store sending batches of
 ``--batch``, for today and late receipts of earlier days of the month. Each
 request's wait for the ledger lock (its advisory-lock statements, timed) and its
@@ -227,7 +227,7 @@ async def run_till(
     from advisor_api.settings import Settings
     from core import clock
     from core.db import statement_times
-    from members.purchases import ingest_purchases
+    from members.tills import ingest_purchases
     from members.stores import store_by_code
 
     rule = Settings.from_env().points_rule
