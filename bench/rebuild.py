@@ -227,8 +227,8 @@ async def run_till(
     from advisor_api.settings import Settings
     from core import clock
     from core.db import statement_times
-    from members.tills import ingest_purchases
     from members.stores import store_by_code
+    from members.tills import ingest_purchases
 
     rule = Settings.from_env().points_rule
     store = await store_by_code(till.code)
