@@ -96,7 +96,7 @@ def _prepare(store: StoreRef, raw: Any, position: int) -> Receipt:
     )
 
 
-def _receipt_id_of(raw: Any) -> str:
+def receipt_id_of(raw: Any) -> str:
     if isinstance(raw, PurchaseIn):
         return raw.receipt_id
     value = raw.get("receipt_id") if isinstance(raw, dict) else None
@@ -158,7 +158,7 @@ def split_repeats(
         try:
             receipt = _prepare(store, raw, position)
         except InvalidInput as exc:
-            results[position] = rejected(_receipt_id_of(raw), exc)
+            results[position] = rejected(receipt_id_of(raw), exc)
             continue
         first = first_by_id.get(receipt.receipt_id)
         if first is None:

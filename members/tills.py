@@ -26,7 +26,14 @@ from core.db import in_write_transaction
 from core.errors import Conflict, InvalidInput
 from members.policy import PointsRule
 from members.purchases import record_receipts
-from members.receipts import REUSED_RECEIPT, Receipt, named_in, resolve, split_repeats
+from members.receipts import (
+    REUSED_RECEIPT,
+    Receipt,
+    named_in,
+    receipt_id_of,
+    resolve,
+    split_repeats,
+)
 from members.schemas import PurchaseOut, ReceiptResult
 from members.stores import StoreRef
 
@@ -147,7 +154,16 @@ async def record_single(store: StoreRef, raw: Any, rule: PointsRule) -> ReceiptR
 async def _write_waiting(queue: _Queue) -> None:
     while queue.waiting:
         rule = queue.waiting[0].rule
-        group = [w for w in queue.waiting if w.rule == rule][:MAX_GROUP]
+        # One receipt id of a store per group: a retry racing its original (or another
+        # receipt reusing its id) waits for the next group and is answered against
+        # what the first wrote, as if it had come alone after it.
+        group: list[_Waiting] = []
+        ids: set[tuple[int, str]] = set()
+        for w in queue.waiting:
+            key = (w.store.id, receipt_id_of(w.raw))
+            if w.rule == rule and key not in ids and len(group) < MAX_GROUP:
+                group.append(w)
+                ids.add(key)
         taken = {id(w) for w in group}
         queue.waiting = [w for w in queue.waiting if id(w) not in taken]
         by_store: dict[int, list[_Waiting]] = {}
