@@ -20,11 +20,11 @@ from members.figures import mark_repeats
 from members.imports import Run
 from members.policy import PointsRule, load_policy, policy_history
 from members.purchases import History, record_receipts
-from members.receipts import rejected
+from members.receipts import Receipt, rejected
 from members.schemas import ReceiptResult
 from members.stores import StoreRef
 from members.tiers import refresh_tiers
-from members.tills import check_groups
+from members.tills import Checked, answered_in_order, check_groups
 
 
 async def record_history(
@@ -37,16 +37,12 @@ async def record_history(
     checked = await check_groups(groups, rule)
     writing = [r for c in checked for r in c.valid]
     answers = await record_receipts(writing, rule, history) if writing else {}
-    answered = []
-    for c in checked:
-        for r in c.valid:
-            c.results[r.position] = answers[r.key]
-        for r in c.repeats:
-            c.results[r.position] = rejected(
-                r.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file")
-            )
-        answered.append([r for r in c.results if r is not None])
-    return answered
+    return answered_in_order(checked, answers, _given_twice)
+
+
+def _given_twice(_: Checked, repeat: Receipt) -> ReceiptResult:
+    """A file is not a till retrying: the same receipt twice in it is a mistake."""
+    return rejected(repeat.receipt_id, InvalidInput.on("receipt_id", "is given twice in the file"))
 
 
 async def finish_history(history: History) -> None:

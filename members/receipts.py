@@ -18,13 +18,7 @@ from core.money import fen_of, request_hash
 from members.phones import phone_or_error
 from members.policy import PointsRule
 from members.schemas import PurchaseIn, ReceiptResult
-from members.stores import (
-    StoreRef,
-    advisors_at,
-    advisors_by_code,
-    event_instant,
-    store_advisors,
-)
+from members.stores import StoreRef, advisors_at, advisors_by_code, event_instant
 
 # A receipt's points, and so a balance, stay far inside a 32-bit integer.
 MAX_RECEIPT_POINTS = 10_000_000
@@ -184,21 +178,14 @@ async def named_in(skus: set[str], advisor_codes: set[str]) -> Named:
     return Named(await products_by_sku(skus), await advisors_by_code(advisor_codes))
 
 
-async def resolve(
-    store: StoreRef,
-    accepted: list[Receipt],
-    rule: PointsRule,
-    results: list[Any],
-    named: Named | None = None,
+def resolve(
+    store: StoreRef, accepted: list[Receipt], rule: PointsRule, results: list[Any], named: Named
 ) -> list[Receipt]:
-    """Receipts whose SKUs and advisor are known, with their products, eligible spend
-    and highest formula stage; the rest are rejected in ``results``."""
+    """Receipts whose SKUs and advisor are known (``named``: read once for every store
+    of a batch), with their products, eligible spend and highest formula stage; the
+    rest are rejected in ``results``."""
     codes = {r.advisor_code for r in accepted if r.advisor_code}
-    if named is None:
-        products = await products_by_sku({sku for r in accepted for sku, _, _ in r.lines})
-        advisors = await store_advisors(store, codes)
-    else:
-        products, advisors = named.products, advisors_at(store, codes, named.advisors)
+    products, advisors = named.products, advisors_at(store, codes, named.advisors)
     valid: list[Receipt] = []
     for r in accepted:
         unknown = [i for i, (sku, _, _) in enumerate(r.lines) if sku not in products]

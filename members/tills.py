@@ -15,7 +15,7 @@ import asyncio
 import contextvars
 import weakref
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,9 +66,35 @@ async def check_groups(
         {r.advisor_code for *_, accepted, _, _ in split for r in accepted if r.advisor_code},
     )
     return [
-        Checked(results, await resolve(store, accepted, rule, results, named), repeats, first)
+        Checked(results, resolve(store, accepted, rule, results, named), repeats, first)
         for store, results, accepted, repeats, first in split
     ]
+
+
+def answered_in_order(
+    checked: list[Checked],
+    answers: dict[tuple[int, str], ReceiptResult],
+    repeated: Callable[[Checked, Receipt], ReceiptResult],
+) -> list[list[ReceiptResult]]:
+    """Each store's answers in its receipts' order: the written ones from ``answers``,
+    a repeat inside the batch by ``repeated``, the refused ones as checked."""
+    answered = []
+    for c in checked:
+        for r in c.valid:
+            c.results[r.position] = answers[r.key]
+        for r in c.repeats:
+            c.results[r.position] = repeated(c, r)
+        answered.append([r for r in c.results if r is not None])
+    return answered
+
+
+def _as_first_answered(checked: Checked, repeat: Receipt) -> ReceiptResult:
+    """A till's repeat of a receipt in the same batch gets the first one's answer."""
+    first = checked.results[checked.first_by_id[repeat.receipt_id].position]
+    assert first is not None
+    if first.status == "rejected":
+        return first
+    return msgspec.structs.replace(first, status="duplicate")
 
 
 async def ingest_groups(
@@ -79,19 +105,7 @@ async def ingest_groups(
     checked = await check_groups(groups, rule)
     valid = [r for c in checked for r in c.valid]
     answers = await in_write_transaction(lambda: record_receipts(valid, rule)) if valid else {}
-    answered = []
-    for c in checked:
-        for r in c.valid:
-            c.results[r.position] = answers[r.key]
-        for r in c.repeats:
-            first = c.results[c.first_by_id[r.receipt_id].position]
-            assert first is not None
-            c.results[r.position] = (
-                msgspec.structs.replace(first, status="duplicate")
-                if first.status != "rejected"
-                else first
-            )
-        answered.append([r for r in c.results if r is not None])
+    answered = answered_in_order(checked, answers, _as_first_answered)
     for status, n in Counter(r.status for rs in answered for r in rs).items():
         metrics.count(metrics.RECEIPTS, status, n)
     return answered
